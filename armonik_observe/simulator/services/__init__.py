@@ -1,0 +1,1 @@
+"""gRPC servicers of the simulated control plane, built on the official servicer base classes."""

@@ -1,0 +1,140 @@
+"""Tasks service: list, count, get, cancel and submit tasks."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from armonik.protogen.client.tasks_service_pb2_grpc import TasksServicer
+from armonik.protogen.common import filters_common_pb2 as filters_pb
+from armonik.protogen.common import objects_pb2
+from armonik.protogen.common import tasks_common_pb2 as pb
+from armonik.protogen.common import tasks_fields_pb2 as fields_pb
+
+from armonik_observe.simulator import convert
+from armonik_observe.simulator.plane import TaskCreation
+from armonik_observe.simulator.query import Entity, compile_filters, run_list_query
+from armonik_observe.simulator.records import SimTask
+from armonik_observe.simulator.services.base import PlaneServicer, invalid, unary
+
+_SESSION_ID = fields_pb.TASK_SUMMARY_ENUM_FIELD_SESSION_ID
+_EQUAL = filters_pb.FILTER_STRING_OPERATOR_EQUAL
+
+
+class Tasks(PlaneServicer, TasksServicer):
+    """Task queries and submission."""
+
+    def candidates(self, filters: Any) -> Iterable[SimTask]:
+        """The tasks a filter can match: a session's tasks when every branch names one."""
+        sessions = _sessions_named(filters)
+        if sessions is None:
+            return self.plane.tasks.values()
+        known = [s for s in sessions if s in self.plane.sessions]
+        return [task for s in known for task in self.plane.session_tasks(s)]
+
+    def _page(self, request: Any) -> tuple[list[SimTask], int]:
+        if not request.HasField("sort"):
+            raise invalid("sort must be set")
+        return run_list_query(
+            self.candidates(request.filters), Entity.TASK, request.filters, request.sort.field,
+            request.sort.direction, request.page, request.page_size,
+        )
+
+    @unary
+    def ListTasks(self, request: Any, context: Any) -> Any:
+        page, total = self._page(request)
+        summaries = [convert.task_summary(t, request.with_errors) for t in page]
+        return pb.ListTasksResponse(
+            tasks=summaries, page=request.page, page_size=request.page_size, total=total
+        )
+
+    @unary
+    def ListTasksDetailed(self, request: Any, context: Any) -> Any:
+        page, total = self._page(request)
+        return pb.ListTasksDetailedResponse(
+            tasks=[convert.task_detailed(t) for t in page],
+            page=request.page, page_size=request.page_size, total=total,
+        )
+
+    @unary
+    def GetTask(self, request: Any, context: Any) -> Any:
+        return pb.GetTaskResponse(task=convert.task_detailed(self.plane.task(request.task_id)))
+
+    @unary
+    def CancelTasks(self, request: Any, context: Any) -> Any:
+        tasks = [self.plane.task(task_id) for task_id in request.task_ids]
+        self.plane.cancel_tasks(tasks, "cancelled by the client")
+        return pb.CancelTasksResponse(tasks=[convert.task_summary(t) for t in tasks])
+
+    @unary
+    def GetResultIds(self, request: Any, context: Any) -> Any:
+        tasks = [self.plane.task(task_id) for task_id in request.task_id]
+        return pb.GetResultIdsResponse(
+            task_results=[
+                pb.GetResultIdsResponse.MapTaskResult(
+                    task_id=t.task_id, result_ids=t.expected_output_ids
+                )
+                for t in tasks
+            ]
+        )
+
+    @unary
+    def CountTasksByStatus(self, request: Any, context: Any) -> Any:
+        matches = compile_filters(Entity.TASK, request.filters)
+        counts = Counter(t.status for t in self.candidates(request.filters) if matches(t))
+        # Sparse, as on the real server: only statuses that have tasks.
+        return pb.CountTasksByStatusResponse(
+            status=[
+                objects_pb2.StatusCount(status=int(status), count=count)
+                for status, count in sorted(counts.items())
+            ]
+        )
+
+    @unary
+    def SubmitTasks(self, request: Any, context: Any) -> Any:
+        if not request.task_creations:
+            raise invalid("task_creations must not be empty")
+        creations = [
+            TaskCreation(
+                payload_id=c.payload_id,
+                expected_output_ids=list(c.expected_output_keys),
+                data_dependencies=list(c.data_dependencies),
+                options=c.task_options if c.HasField("task_options") else None,
+            )
+            for c in request.task_creations
+        ]
+        options = request.task_options if request.HasField("task_options") else None
+        tasks = self.plane.submit_tasks(request.session_id, options, creations)
+        return pb.SubmitTasksResponse(
+            task_infos=[
+                pb.SubmitTasksResponse.TaskInfo(
+                    task_id=t.task_id,
+                    expected_output_ids=t.expected_output_ids,
+                    data_dependencies=t.data_dependencies,
+                    payload_id=t.payload_id,
+                )
+                for t in tasks
+            ]
+        )
+
+
+def _sessions_named(filters: Any) -> set[str] | None:
+    """Session ids that every OR branch requires by equality, or None when one does not."""
+    named: set[str] = set()
+    branches = getattr(filters, "or")
+    if not branches:
+        return None
+    for branch in branches:
+        ids = [
+            f.filter_string.value
+            for f in getattr(branch, "and")
+            if f.field.WhichOneof("field") == "task_summary_field"
+            and f.field.task_summary_field.field == _SESSION_ID
+            and f.WhichOneof("value_condition") == "filter_string"
+            and f.filter_string.operator == _EQUAL
+        ]
+        if not ids:
+            return None
+        named.add(ids[0])
+    return named
