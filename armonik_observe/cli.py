@@ -106,3 +106,7 @@ async def _serve_simulator(settings: SimulatorSettings) -> None:
         )
 
     await supervise(start, simulator.stop, settings.duration)
+
+
+if __name__ == "__main__":
+    main()

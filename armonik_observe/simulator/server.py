@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
 import time
 from collections.abc import AsyncIterator
 from types import TracebackType
@@ -60,6 +61,21 @@ def _partition(spec: PartitionSpec) -> SimPartition:
         slots_per_pod=spec.slots,
         pod_configuration={"slots": str(spec.slots)},
     )
+
+
+def _check_free(listen: str) -> None:
+    """Refuse a taken port with a clear message before gRPC logs its own."""
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit() or int(port) == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Like a server's listener: lingering closed connections do not count as "in use".
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError as error:
+            raise SimulatorError(f"cannot listen on {listen}: {error.strerror}") from None
 
 
 class Simulator:
@@ -155,6 +171,7 @@ class Simulator:
             self._server = None
 
     async def _serve(self, listen: str) -> None:
+        _check_free(listen)
         server = grpc.aio.server(
             interceptors=[FaultInterceptor(self.faults, self._rng)],
             options=[("grpc.so_reuseport", 0), ("grpc.max_send_message_length", 64 << 20)],

@@ -88,14 +88,14 @@ class PartitionPool:
         plane, profile = self._plane, self._profile(task)
         task.acquired_at = plane.now()
         plane.set_running_status(task, TaskStatus.DISPATCHED)
-        task.fetched_at = task.acquired_at + profile.fetch.sample_us(plane.rng)
-        plane.scheduler.at(task.fetched_at, self._start, task, task.generation)
+        fetched = task.acquired_at + profile.fetch.sample_us(plane.rng)
+        plane.scheduler.at(fetched, self._start, task, task.generation)
 
     def _start(self, task: SimTask, generation: int) -> None:
         if task.generation != generation:
             return
         plane, profile, rng = self._plane, self._profile(task), self._plane.rng
-        task.started_at = plane.now()
+        task.fetched_at = task.started_at = plane.now()
         plane.set_running_status(task, TaskStatus.PROCESSING)
         work = profile.processing.sample_us(rng)
         limit = _max_duration_us(task)
@@ -107,7 +107,9 @@ class PartitionPool:
                                task.generation)
             return
         failed = rng.random() < profile.error_rate
-        if not failed and len(task.parent_task_ids) < profile.subtask_depth:
+        if failed or not profile.subtask_children:
+            pass
+        elif len(task.parent_task_ids) < profile.subtask_depth:
             plane.scheduler.at(task.started_at + work // 2, self._spawn_children, task,
                                task.generation)
         plane.scheduler.at(task.started_at + work, self._finish, task, task.generation, failed)

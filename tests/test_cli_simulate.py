@@ -1,0 +1,73 @@
+"""`armonik-observe simulate` as a user runs it: served on a port, and clear one-line errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+from armonik.client import ArmoniKVersions
+
+CLI = [sys.executable, "-m", "armonik_observe.cli"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_a_malformed_scenario_file_gives_one_line_and_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: x\npartitions: [{id: a, pods: -1}]\nsessions: []\n")
+    result = run_cli("simulate", "--scenario", str(path), "--listen", "127.0.0.1:0")
+    assert_one_line_error(result, str(path), "partitions[0].pods")
+
+
+def test_an_unknown_scenario_name_is_refused() -> None:
+    result = run_cli("simulate", "--scenario", "nosuch", "--listen", "127.0.0.1:0")
+    assert_one_line_error(result, "unknown scenario 'nosuch'", "demo")
+
+
+def test_a_bad_fault_spec_is_refused() -> None:
+    result = run_cli("simulate", "--faults", "latency=soon", "--listen", "127.0.0.1:0")
+    assert_one_line_error(result, "latency")
+
+
+def test_a_port_in_use_is_refused() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("simulate", "--listen", f"127.0.0.1:{port}", "--duration", "5")
+    assert_one_line_error(result, f"127.0.0.1:{port}")
+
+
+def test_simulate_serves_the_api_until_interrupted() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [*CLI, "simulate", "--listen", "127.0.0.1:0", "--scenario", "dag", "--speed", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        endpoint = banner.split(" on ")[1].split()[0]
+        with grpc.insecure_channel(endpoint.removeprefix("http://")) as channel:
+            versions = ArmoniKVersions(channel).list_versions()
+        assert versions["api"].startswith("3.")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+    finally:
+        process.kill()
