@@ -99,6 +99,4 @@ class Scheduler:
             self.current_us = due
             action(*args)
             ran += 1
-        if not heap or heap[0][0] > until_us:
-            self.current_us = max(self.current_us, until_us)
         return ran
