@@ -114,6 +114,42 @@ def task_summary(task: SimTask, with_errors: bool = True) -> Any:
     return message
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_REPEATED_FIELD_1 = b"\x0a"  # field 1, length-delimited: `tasks` in ListTasksResponse
+
+
+def task_summary_wire(task: SimTask, with_errors: bool) -> bytes:
+    """A task summary encoded as one element of ListTasksResponse.tasks, cached once ended."""
+    cache = task.summary_wire
+    if cache is not None and with_errors in cache:
+        return cache[with_errors]
+    payload = task_summary(task, with_errors).SerializeToString()
+    wire = _REPEATED_FIELD_1 + _varint(len(payload)) + payload
+    if task.ended_at is not None:
+        if cache is None:
+            task.summary_wire = cache = {}
+        cache[with_errors] = wire
+    return wire
+
+
+def list_tasks_response(
+    tasks: list[SimTask], with_errors: bool, page: int, page_size: int, total: int
+) -> Any:
+    """Build a ListTasksResponse from cached summary bytes: parsing beats building 20x."""
+    joined = b"".join(task_summary_wire(t, with_errors) for t in tasks)
+    response = tasks_common_pb2.ListTasksResponse.FromString(joined)
+    response.page, response.page_size, response.total = page, page_size, total
+    return response
+
+
 def session_raw(session: SimSession, with_task_options: bool = True) -> Any:
     """Build a SessionRaw message."""
     message = sessions_common_pb2.SessionRaw(

@@ -86,6 +86,9 @@ class SimTask:
     history: list[TaskStatus] = field(default_factory=list)
     # Bumped whenever scheduled work on the task must be forgotten (pause, cancel).
     generation: int = 0
+    # Wire bytes of the task's summary once it has ended (it no longer changes), keyed by
+    # with_errors: pages of ended tasks are then joined, not rebuilt field by field.
+    summary_wire: dict[bool, bytes] | None = None
 
     @property
     def partition_id(self) -> str:

@@ -44,9 +44,8 @@ class Tasks(PlaneServicer, TasksServicer):
     @unary
     def ListTasks(self, request: Any, context: Any) -> Any:
         page, total = self._page(request)
-        summaries = [convert.task_summary(t, request.with_errors) for t in page]
-        return pb.ListTasksResponse(
-            tasks=summaries, page=request.page, page_size=request.page_size, total=total
+        return convert.list_tasks_response(
+            page, request.with_errors, request.page, request.page_size, total
         )
 
     @unary
