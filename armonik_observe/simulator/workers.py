@@ -37,7 +37,9 @@ class PartitionPool:
             for slot in range(partition.slots_per_pod)
         ]
         self.capacity = len(self._free)
-        self._queue: list[tuple[int, int, SimTask]] = []
+        # (-priority, arrival, generation at enqueue, task): entries of a task paused, resumed or
+        # cancelled since are stale and skipped, since its generation has moved on.
+        self._queue: list[tuple[int, int, int, SimTask]] = []
         self._order = itertools.count()
         self._held: dict[str, Slot] = {}
 
@@ -53,7 +55,8 @@ class PartitionPool:
 
     def enqueue(self, task: SimTask) -> None:
         """Queue a submitted task by priority, then arrival, and dispatch if a slot is free."""
-        heapq.heappush(self._queue, (-task.options.priority, next(self._order), task))
+        entry = (-task.options.priority, next(self._order), task.generation, task)
+        heapq.heappush(self._queue, entry)
         self._dispatch()
 
     def release(self, task: SimTask) -> None:
@@ -65,8 +68,9 @@ class PartitionPool:
 
     def _dispatch(self) -> None:
         while self._free and self._queue:
-            _, _, task = heapq.heappop(self._queue)
-            if task.status != TaskStatus.SUBMITTED or task.task_id in self._held:
+            _, _, generation, task = heapq.heappop(self._queue)
+            stale = generation != task.generation or task.status != TaskStatus.SUBMITTED
+            if stale or task.task_id in self._held:
                 continue
             slot = self._free.pop()
             self._held[task.task_id] = slot

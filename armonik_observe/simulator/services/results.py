@@ -10,6 +10,7 @@ import grpc
 from armonik.protogen.client.results_service_pb2_grpc import ResultsServicer
 from armonik.protogen.common import results_common_pb2 as pb
 
+from armonik_observe.model import ResultStatus
 from armonik_observe.simulator import convert
 from armonik_observe.simulator.plane import PlaneError
 from armonik_observe.simulator.query import Entity, run_list_query
@@ -17,6 +18,7 @@ from armonik_observe.simulator.records import SimResult
 from armonik_observe.simulator.services.base import PlaneServicer, invalid, unary
 
 CHUNK_SIZE = 80 * 1024
+_NOTFOUND = int(ResultStatus.NOTFOUND)
 
 
 class Results(PlaneServicer, ResultsServicer):
@@ -142,7 +144,12 @@ class Results(PlaneServicer, ResultsServicer):
             for result_id in request.result_ids:
                 watched[result_id] = {int(s) for s in request.watch_statuses}
                 result = self.plane.results.get(result_id)
-                if result is not None and int(result.status) in fetch:
+                if result is None:
+                    # Unknown ids are answered at once with the special NOTFOUND state.
+                    responses.put_nowait(
+                        pb.WatchResultResponse(status=_NOTFOUND, result_ids=[result_id])
+                    )
+                elif int(result.status) in fetch:
                     responses.put_nowait(_watch_response(result))
 
 
