@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 
 
@@ -124,3 +125,150 @@ def task_status_name(value: int) -> str:
         return TaskStatus(value).name
     except ValueError:
         return f"UNKNOWN_{value}"
+
+
+# -- records crossing the collector boundary: plain data, no protobuf ------------------------
+
+Micros = int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFact:
+    """Authoritative task record read from ListTasks pages; times are epoch microseconds."""
+
+    task_id: str
+    session_id: str
+    status: str
+    partition_id: str
+    application_name: str
+    application_version: str
+    created_at: Micros | None
+    submitted_at: Micros | None
+    received_at: Micros | None
+    acquired_at: Micros | None
+    fetched_at: Micros | None
+    started_at: Micros | None
+    processed_at: Micros | None
+    ended_at: Micros | None
+    creation_to_end: Micros | None
+    processing_to_end: Micros | None
+    received_to_end: Micros | None
+    pod_hostname: str = ""
+    owner_pod_id: str = ""
+    initial_task_id: str = ""
+    payload_id: str = ""
+    created_by: str = ""
+    status_message: str = ""
+    error: str = ""
+    max_duration: Micros | None = None
+    max_retries: int = 0
+    priority: int = 0
+    options: tuple[tuple[str, str], ...] = ()
+    # Only ListTasksDetailed carries the lists; summaries leave them None.
+    retry_of_ids: tuple[str, ...] | None = None
+    parent_task_ids: tuple[str, ...] | None = None
+    data_dependencies: tuple[str, ...] | None = None
+    expected_output_ids: tuple[str, ...] | None = None
+
+    @property
+    def queue_wait(self) -> Micros | None:
+        """Time from submission to the agent receiving the task (submitted_at -> received_at)."""
+        if self.submitted_at is None or self.received_at is None:
+            return None
+        return self.received_at - self.submitted_at
+
+
+class EventKind(IntEnum):
+    """Kinds of session events, with the wire enum numbers."""
+
+    NEW_TASK = 1
+    TASK_STATUS_UPDATE = 2
+    NEW_RESULT = 3
+    RESULT_STATUS_UPDATE = 4
+    RESULT_OWNER_UPDATE = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    """One event of a session stream, stamped with the exporter's clock (the wire has none)."""
+
+    observed_at: Micros
+    session_id: str
+    kind: EventKind
+    task_id: str = ""
+    result_id: str = ""
+    status: str = ""
+    owner_id: str = ""
+    previous_owner_id: str = ""
+    payload_id: str = ""
+    origin_task_id: str = ""
+    expected_output_ids: tuple[str, ...] = ()
+    data_dependencies: tuple[str, ...] = ()
+    retry_of_ids: tuple[str, ...] = ()
+    parent_task_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A session as ListSessions reports it."""
+
+    session_id: str
+    status: str
+    partition_ids: tuple[str, ...]
+    created_at: Micros | None
+    cancelled_at: Micros | None = None
+    closed_at: Micros | None = None
+    purged_at: Micros | None = None
+    deleted_at: Micros | None = None
+    duration: Micros | None = None
+    client_submission: bool = True
+    worker_submission: bool = True
+    application_name: str = ""
+    default_partition: str = ""
+    max_duration: Micros | None = None
+
+    @property
+    def ended_at(self) -> Micros | None:
+        """When the session stopped taking work: the first of cancelled_at and closed_at."""
+        ends = [t for t in (self.cancelled_at, self.closed_at) if t is not None]
+        return min(ends) if ends else None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    """A partition as ListPartitions reports it."""
+
+    partition_id: str
+    pod_max: int
+    pod_reserved: int
+    priority: int
+    preemption_percentage: int
+    parent_partition_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCounts:
+    """One CountTasksByStatus answer: task counts by status name for one scope."""
+
+    observed_at: Micros
+    scope: str  # "partition" or "session"
+    key: str  # the partition id or session id
+    counts: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSample:
+    """One CheckHealth answer for one service."""
+
+    observed_at: Micros
+    service: str
+    status: str
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    """Core and API versions of the control plane."""
+
+    core: str
+    api: str

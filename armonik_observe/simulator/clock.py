@@ -72,6 +72,7 @@ class Scheduler:
         self._heap: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
         self._seq = itertools.count()
         self.current_us = start_us
+        self.in_action = False  # True while an action runs: its due time is "now"
         # Called when a new action becomes the earliest one, so a real-time driver can wake up.
         self.on_new_head: Callable[[], None] | None = None
 
@@ -94,9 +95,13 @@ class Scheduler:
         """Run at most `limit` actions due at or before `until_us`; return how many ran."""
         heap = self._heap
         ran = 0
-        while heap and heap[0][0] <= until_us and ran < limit:
-            due, _, action, args = heapq.heappop(heap)
-            self.current_us = due
-            action(*args)
-            ran += 1
+        self.in_action = True
+        try:
+            while heap and heap[0][0] <= until_us and ran < limit:
+                due, _, action, args = heapq.heappop(heap)
+                self.current_us = due
+                action(*args)
+                ran += 1
+        finally:
+            self.in_action = False
         return ran

@@ -41,8 +41,9 @@ from armonik_observe.simulator.services import events, platform, results, sessio
 from armonik_observe.simulator.workers import WorkerPools
 from armonik_observe.simulator.workload import Workload
 
-# Each driver step runs at most this many actions before letting streams send.
-_STEP = 2000
+# Each driver step runs at most this many actions before letting streams send: a stream needs
+# one loop turn per message, so long steps starve it.
+_STEP = 200
 _EMPTY = Scenario(name="empty", partitions=(PartitionSpec(id="default", pods=4),), sessions=())
 
 

@@ -89,8 +89,11 @@ class PlaneStore(ABC):
     # -- time and ids -------------------------------------------------------------------------
 
     def now(self) -> int:
-        """Current simulated time: the running action's time, or the clock's if later."""
-        return max(self.clock.now_us(), self.scheduler.current_us)
+        """Current simulated time: the running action's due time, else the clock's."""
+        scheduler = self.scheduler
+        if scheduler.in_action:
+            return scheduler.current_us
+        return max(self.clock.now_us(), scheduler.current_us)
 
     def new_id(self) -> str:
         """A deterministic, UUID-shaped identifier."""

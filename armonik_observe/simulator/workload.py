@@ -134,8 +134,9 @@ class Workload:
         except PlaneError:
             self._submission_done(session_id)
             return
-        plane.scheduler.at(plane.now() + interval, self._stream_batch, session_id, graph,
-                           interval, stop)
+        # From the batch's own due time, so lateness under load does not lower the rate.
+        due = plane.scheduler.current_us + interval
+        plane.scheduler.at(due, self._stream_batch, session_id, graph, interval, stop)
 
     def set_stream_rate(self, rate: float) -> None:
         """Override the rate of every stream graph (the `--rate` option)."""

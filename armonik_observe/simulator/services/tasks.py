@@ -36,8 +36,11 @@ class Tasks(PlaneServicer, TasksServicer):
     def _page(self, request: Any) -> tuple[list[SimTask], int]:
         if not request.HasField("sort"):
             raise invalid("sort must be set")
+        filters = request.filters
+        if _only_names_sessions(filters):
+            filters = None  # the candidates already are exactly the session's tasks
         return run_list_query(
-            self.candidates(request.filters), Entity.TASK, request.filters, request.sort.field,
+            self.candidates(request.filters), Entity.TASK, filters, request.sort.field,
             request.sort.direction, request.page, request.page_size,
         )
 
@@ -116,6 +119,14 @@ class Tasks(PlaneServicer, TasksServicer):
                 for t in tasks
             ]
         )
+
+
+def _only_names_sessions(filters: Any) -> bool:
+    """True when every branch is a single session_id equality, fully served by candidates()."""
+    branches = getattr(filters, "or")
+    return bool(branches) and all(
+        len(getattr(branch, "and")) == 1 for branch in branches
+    ) and _sessions_named(filters) is not None
 
 
 def _sessions_named(filters: Any) -> set[str] | None:

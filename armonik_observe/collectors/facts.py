@@ -1,0 +1,100 @@
+"""Task facts: authoritative timestamps and durations from ListTasks pages, never one RPC per task.
+
+One watermark on `ended_at` covers the whole control plane, so a task that ends anywhere is read
+exactly once: in a followed session, in a session that started and ended between two discovery
+passes, or while an event stream (or the exporter) was down. Each pass re-reads an overlap window
+below the watermark, since equal timestamps and late writes exist, and drops the ids it has seen.
+Pages are keyed by `ended_at` (each page starts at the last end read), so tasks ending while we
+page never shift a page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from armonik.protogen.client.tasks_service_pb2_grpc import TasksStub
+
+from armonik_observe.collectors import convert, requests
+from armonik_observe.collectors.poller import Poller, Publish
+from armonik_observe.collectors.retry import Connection
+from armonik_observe.model import TaskFact
+from armonik_observe.pipeline import Batch
+
+PAGE_SIZE = 1000
+
+
+class TaskFactsPoller(Poller):
+    """Reads every task that ended since the watermark, in pages of `page_size`."""
+
+    name = "facts"
+
+    def __init__(
+        self,
+        *,
+        connection: Connection,
+        publish: Publish,
+        interval: float,
+        overlap_us: int = 30_000_000,
+        backfill_us: int = 0,
+        page_size: int = PAGE_SIZE,
+        detailed: bool = False,
+        watermark_us: int | None = None,
+    ) -> None:
+        super().__init__(connection=connection, publish=publish, interval=interval)
+        self.overlap_us = overlap_us
+        self.backfill_us = backfill_us
+        self.page_size = page_size
+        self.detailed = detailed
+        self.watermark_us = watermark_us
+        self._seen: dict[str, int] = {}  # task id -> ended_at, within the overlap window
+        self.pages = 0
+
+    async def poll_once(self) -> None:
+        """Read and publish every task ended since the watermark minus the overlap."""
+        if self.watermark_us is None:
+            self.watermark_us = await self._first_watermark()
+        cursor, page = self.watermark_us - self.overlap_us, 0
+        while True:
+            tasks = await self._page(cursor, page)
+            facts = [convert.task_fact(t, self.detailed) for t in tasks]
+            self._publish_new(facts)
+            if len(facts) < self.page_size:
+                break
+            last = facts[-1].ended_at or cursor
+            cursor, page = (last, 0) if last > cursor else (cursor, page + 1)
+        self._forget_old()
+
+    async def _first_watermark(self) -> int:
+        """Start at the newest end minus the backfill window, or at 0 when nothing has ended."""
+        reply = await self.connection.call(
+            "ListTasks", lambda ch: TasksStub(ch).ListTasks(requests.list_tasks_newest_end())
+        )
+        ends = [convert.micros(t, "ended_at") for t in reply.tasks]
+        newest = next((e for e in ends if e is not None), None)
+        return 0 if newest is None else max(0, newest - self.backfill_us)
+
+    async def _page(self, cursor: int, page: int) -> Any:
+        request = requests.list_tasks_ended_since(cursor, page, self.page_size)
+        self.pages += 1
+        if self.detailed:
+            reply = await self.connection.call(
+                "ListTasksDetailed", lambda ch: TasksStub(ch).ListTasksDetailed(request)
+            )
+        else:
+            reply = await self.connection.call(
+                "ListTasks", lambda ch: TasksStub(ch).ListTasks(request)
+            )
+        return reply.tasks
+
+    def _publish_new(self, facts: list[TaskFact]) -> None:
+        seen = self._seen
+        fresh = [f for f in facts if f.task_id not in seen and f.ended_at is not None]
+        for fact in fresh:
+            seen[fact.task_id] = fact.ended_at or 0
+            self.watermark_us = max(self.watermark_us or 0, fact.ended_at or 0)
+        if fresh:
+            self.publish(Batch(facts=fresh))
+
+    def _forget_old(self) -> None:
+        horizon = (self.watermark_us or 0) - self.overlap_us
+        self._seen = {task: end for task, end in self._seen.items() if end >= horizon}

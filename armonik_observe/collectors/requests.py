@@ -1,0 +1,122 @@
+"""Request builders: the filters and sorts the collectors send, in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from armonik.protogen.common import filters_common_pb2 as filters
+from armonik.protogen.common import partitions_common_pb2 as partitions
+from armonik.protogen.common import partitions_fields_pb2 as partition_fields
+from armonik.protogen.common import sessions_common_pb2 as sessions
+from armonik.protogen.common import sessions_fields_pb2 as session_fields
+from armonik.protogen.common import sort_direction_pb2 as direction
+from armonik.protogen.common import tasks_common_pb2 as tasks
+from armonik.protogen.common import tasks_fields_pb2 as task_fields
+from armonik.protogen.common import tasks_filters_pb2 as task_filters
+from google.protobuf.timestamp_pb2 import Timestamp
+
+ASC = direction.SORT_DIRECTION_ASC
+DESC = direction.SORT_DIRECTION_DESC
+
+
+def _summary_field(field: int) -> Any:
+    return task_fields.TaskField(task_summary_field=task_fields.TaskSummaryField(field=field))
+
+
+def _task_filters(*conditions: Any) -> Any:
+    """Tasks filters with one AND branch of the given conditions."""
+    return task_filters.Filters(**{"or": [task_filters.FiltersAnd(**{"and": list(conditions)})]})
+
+
+def task_session_is(session_id: str) -> Any:
+    """Condition: the task belongs to the session."""
+    return task_filters.FilterField(
+        field=_summary_field(task_fields.TASK_SUMMARY_ENUM_FIELD_SESSION_ID),
+        filter_string=filters.FilterString(
+            value=session_id, operator=filters.FILTER_STRING_OPERATOR_EQUAL
+        ),
+    )
+
+
+def task_partition_is(partition_id: str) -> Any:
+    """Condition: the task's partition_id option equals the partition."""
+    field = task_fields.TaskField(
+        task_option_field=task_fields.TaskOptionField(
+            field=task_fields.TASK_OPTION_ENUM_FIELD_PARTITION_ID
+        )
+    )
+    return task_filters.FilterField(
+        field=field,
+        filter_string=filters.FilterString(
+            value=partition_id, operator=filters.FILTER_STRING_OPERATOR_EQUAL
+        ),
+    )
+
+
+def task_ended_since(micros: int) -> Any:
+    """Condition: the task ended at or after the time."""
+    seconds, rest = divmod(micros, 1_000_000)
+    return task_filters.FilterField(
+        field=_summary_field(task_fields.TASK_SUMMARY_ENUM_FIELD_ENDED_AT),
+        filter_date=filters.FilterDate(
+            value=Timestamp(seconds=seconds, nanos=rest * 1000),
+            operator=filters.FILTER_DATE_OPERATOR_AFTER_OR_EQUAL,
+        ),
+    )
+
+
+def count_tasks(*conditions: Any) -> Any:
+    """A CountTasksByStatus request over the tasks matching every condition."""
+    return tasks.CountTasksByStatusRequest(filters=_task_filters(*conditions))
+
+
+def list_tasks_ended_since(micros: int, page: int, page_size: int) -> Any:
+    """A ListTasks page of tasks that ended since the time, oldest end first."""
+    return tasks.ListTasksRequest(
+        page=page,
+        page_size=page_size,
+        filters=_task_filters(task_ended_since(micros)),
+        sort=tasks.ListTasksRequest.Sort(
+            field=_summary_field(task_fields.TASK_SUMMARY_ENUM_FIELD_ENDED_AT), direction=ASC
+        ),
+        with_errors=True,
+    )
+
+
+def list_tasks_newest_end() -> Any:
+    """A ListTasks request for the task that ended last, to place the first watermark."""
+    return tasks.ListTasksRequest(
+        page=0,
+        page_size=1,
+        sort=tasks.ListTasksRequest.Sort(
+            field=_summary_field(task_fields.TASK_SUMMARY_ENUM_FIELD_ENDED_AT), direction=DESC
+        ),
+    )
+
+
+def list_sessions(page: int, page_size: int) -> Any:
+    """A ListSessions page, newest first, with task options."""
+    field = session_fields.SessionField(
+        session_raw_field=session_fields.SessionRawField(
+            field=session_fields.SESSION_RAW_ENUM_FIELD_CREATED_AT
+        )
+    )
+    return sessions.ListSessionsRequest(
+        page=page,
+        page_size=page_size,
+        sort=sessions.ListSessionsRequest.Sort(field=field, direction=DESC),
+        with_task_options=True,
+    )
+
+
+def list_partitions(page: int, page_size: int) -> Any:
+    """A ListPartitions page sorted by id."""
+    field = partition_fields.PartitionField(
+        partition_raw_field=partition_fields.PartitionRawField(
+            field=partition_fields.PARTITION_RAW_ENUM_FIELD_ID
+        )
+    )
+    return partitions.ListPartitionsRequest(
+        page=page, page_size=page_size,
+        sort=partitions.ListPartitionsRequest.Sort(field=field, direction=ASC),
+    )

@@ -1,0 +1,156 @@
+"""The one gRPC retry policy: which codes retry, capped exponential backoff with jitter, channel
+rebuilt after UNAVAILABLE, and the connection state logged when it changes (not every failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+
+from armonik_observe.collectors.channel import ChannelFactory
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRYABLE_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+    }
+)
+
+# Told of every RPC attempt: (rpc name, status code name, seconds).
+RpcObserver = Callable[[str, str, float], None]
+
+
+class StopRequested(Exception):
+    """The caller is shutting down; no more retries."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with full jitter on a fraction of each delay."""
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    multiplier: float = 2.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait before retry number `attempt` (0-based)."""
+        base = min(self.maximum, self.initial * self.multiplier**attempt)
+        return base * (1 - self.jitter * rng.random())
+
+
+class Connection:
+    """Owns the channel to the control plane and runs calls under the retry policy."""
+
+    def __init__(
+        self,
+        factory: ChannelFactory,
+        *,
+        backoff: Backoff | None = None,
+        rpc_timeout: float = 30.0,
+        observer: RpcObserver | None = None,
+        rng: random.Random | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._factory = factory
+        self.backoff = backoff or Backoff()
+        self.rpc_timeout = rpc_timeout
+        self._observer = observer
+        self._rng = rng or random.Random()
+        self._monotonic = monotonic
+        self._channel: grpc.aio.Channel | None = None
+        self.up: bool | None = None
+        self.generation = 0  # bumped on every new channel, so users rebuild their stubs
+        self.on_reconnect: list[Callable[[], None]] = []
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The current channel, opened on first use."""
+        if self._channel is None:
+            self._channel = self._factory()
+            self.generation += 1
+        return self._channel
+
+    async def close(self) -> None:
+        """Close the channel; idempotent."""
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            await channel.close()
+
+    async def call(self, rpc: str, function: Callable[[grpc.aio.Channel], Awaitable[T]]) -> T:
+        """Run one attempt of `function(channel)`, recording its duration and outcome."""
+        began = self._monotonic()
+        try:
+            result = await function(self.channel)
+        except grpc.aio.AioRpcError as error:
+            self._observe(rpc, error.code().name, began)
+            await self._on_failure(rpc, error)
+            raise
+        self._observe(rpc, "OK", began)
+        self._mark_up(True, rpc)
+        return result
+
+    async def retrying(
+        self,
+        rpc: str,
+        function: Callable[[grpc.aio.Channel], Awaitable[T]],
+        stop: asyncio.Event,
+        attempts: int | None = None,
+    ) -> T:
+        """Run `function` until it succeeds, a code is not retryable, or `stop` is set."""
+        attempt = 0
+        while True:
+            try:
+                return await self.call(rpc, function)
+            except grpc.aio.AioRpcError as error:
+                if error.code() not in RETRYABLE_CODES:
+                    raise
+                if attempts is not None and attempt + 1 >= attempts:
+                    raise
+            await self.wait(self.backoff.delay(attempt, self._rng), stop)
+            attempt += 1
+
+    @staticmethod
+    async def wait(seconds: float, stop: asyncio.Event) -> None:
+        """Wait `seconds`, cut short (with StopRequested) when `stop` is set."""
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+        except TimeoutError:
+            return
+        raise StopRequested
+
+    def _observe(self, rpc: str, code: str, began: float) -> None:
+        if self._observer is not None:
+            self._observer(rpc, code, self._monotonic() - began)
+
+    async def _on_failure(self, rpc: str, error: grpc.aio.AioRpcError) -> None:
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            self._mark_up(False, rpc, error.details())
+            await self.close()  # rebuilt on next use: the server may have moved or restarted
+
+    def _mark_up(self, up: bool, rpc: str, details: str | None = "") -> None:
+        if up == self.up:
+            return
+        was_down = self.up is False
+        self.up = up
+        if up:
+            log.info("control plane reachable (%s succeeded)", rpc)
+            if was_down:
+                for callback in self.on_reconnect:
+                    callback()
+        else:
+            log.warning("control plane unavailable (%s: %s)", rpc, details)
