@@ -20,6 +20,7 @@ lint: $(STAMP)
 	$(BIN)/mypy armonik_observe
 
 test: lint
+	scripts/ensure-prometheus
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import gc
+import logging
 import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from armonik_observe import __version__
-from armonik_observe.config import SettingsError, SimulatorSettings
+from armonik_observe.collectors.channel import EndpointError
+from armonik_observe.config import (
+    ServeSettings,
+    SettingsError,
+    SimulatorSettings,
+    load_config_file,
+)
+from armonik_observe.runner import run_demo, run_exporter, run_simulator
 from armonik_observe.simulator.faults import FaultSpecError
 from armonik_observe.simulator.scenario import ScenarioError
-from armonik_observe.simulator.server import Simulator, SimulatorError
-from armonik_observe.supervisor import supervise
+from armonik_observe.simulator.server import SimulatorError
 
-_USER_ERRORS = (SettingsError, ScenarioError, FaultSpecError, SimulatorError)
+_USER_ERRORS = (SettingsError, ScenarioError, FaultSpecError, SimulatorError, EndpointError)
+ENV = "ARMONIK_OBSERVE"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class UserError(click.ClickException):
@@ -28,88 +39,139 @@ class UserError(click.ClickException):
         click.echo(f"armonik-observe: error: {self.message}", err=True)
 
 
-@click.group(context_settings={"auto_envvar_prefix": "ARMONIK_OBSERVE"})
+@click.group(context_settings={"auto_envvar_prefix": ENV})
 @click.version_option(__version__, prog_name="armonik-observe")
-def main() -> None:
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def main(log_level: str) -> None:
     """Observe ArmoniK control planes: metrics, traces, archive and analytics."""
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-def _simulator_options(function: click.decorators.FC) -> click.decorators.FC:
-    options = [
-        click.option("--scenario", default="demo", show_default=True,
-                     help="demo, steady, burst, dag, large, or a YAML/TOML scenario file."),
-        click.option("--seed", type=int, default=None, help="Random seed (default: scenario's)."),
-        click.option("--speed", type=float, default=1.0, show_default=True,
-                     help="Simulated seconds per real second."),
-        click.option("--rate", type=float, default=None, help="Tasks/s of stream scenarios."),
-        click.option("--faults", default="", help="Fault plan, e.g. 'cut-after=500,latency=20ms'."),
-        click.option("--duration", type=float, default=None,
-                     help="Stop after this many seconds (default: until Ctrl-C)."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
+    def decorate(function: F) -> F:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return decorate
+
+
+_simulator_options = _options(
+    click.option("--scenario", default="demo", show_default=True,
+                 help="demo, steady, burst, dag, large, or a YAML/TOML scenario file."),
+    click.option("--seed", type=int, default=None, help="Random seed (default: scenario's)."),
+    click.option("--speed", type=float, default=1.0, show_default=True,
+                 help="Simulated seconds per real second."),
+    click.option("--rate", type=float, default=None, help="Tasks/s of stream scenarios."),
+    click.option("--faults", default="", help="Fault plan, e.g. 'cut-after=500,latency=20ms'."),
+    click.option("--duration", type=float, default=None,
+                 help="Stop after this many seconds (default: until Ctrl-C)."),
+)
+
+
+def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> Path | None:
+    """Options from a YAML/TOML file become defaults: command line and env still win."""
+    if path is not None:
+        try:
+            ctx.default_map = {**(ctx.default_map or {}), **load_config_file(path)}
+        except SettingsError as error:
+            raise UserError(str(error)) from None
+    return path
+
+
+_file = click.Path(dir_okay=False, path_type=Path)
+_exporter_options = _options(
+    click.option("-c", "--config", type=_file, callback=_load_config, is_eager=True,
+                 expose_value=False, help="YAML or TOML file with the same keys as the options."),
+    click.option("--certificate-authority", type=_file, help="PEM file of the CA to trust."),
+    click.option("--client-certificate", type=_file, help="PEM client certificate (mTLS)."),
+    click.option("--client-key", type=_file, help="PEM client key (mTLS)."),
+    click.option("--session-interval", type=float, default=10.0, show_default=True,
+                 help="Seconds between ListSessions passes."),
+    click.option("--count-interval", type=float, default=10.0, show_default=True,
+                 help="Seconds between CountTasksByStatus polls."),
+    click.option("--health-interval", type=float, default=10.0, show_default=True,
+                 help="Seconds between CheckHealth polls."),
+    click.option("--facts-interval", type=float, default=5.0, show_default=True,
+                 help="Seconds between ListTasks passes for ended tasks."),
+    click.option("--facts-overlap", type=float, default=30.0, show_default=True,
+                 help="Seconds re-read below the ended_at watermark (late writes)."),
+    click.option("--backfill", type=float, default=0.0, show_default=True,
+                 help="Seconds of task ends before start-up to count on the first pass."),
+    click.option("--max-followed-sessions", type=int, default=200, show_default=True,
+                 help="Event streams at most; the newest sessions are followed."),
+    click.option("--max-tracked-tasks", type=int, default=2_000_000, show_default=True,
+                 help="In-flight tasks the exporter keeps state for, at most."),
+    click.option("--stuck-threshold", type=float, default=3600.0, show_default=True,
+                 help="Seconds in one status before a task without max_duration is stuck."),
+    click.option("--core-compat/--no-core-compat", default=True, show_default=True,
+                 help="Also expose the official exporter's armonik_*_tasks_<status> names."),
+)
 
 
 @main.command()
 @click.option("--listen", default="127.0.0.1:5001", show_default=True, help="host:port to serve.")
 @_simulator_options
-def simulate(**options: object) -> None:
+def simulate(**options: Any) -> None:
     """Serve a simulated ArmoniK control plane over gRPC."""
     settings = _build(SimulatorSettings.build, **options)
-    _run(_serve_simulator(settings))
+    _run(run_simulator(settings, click.echo))
 
 
 @main.command()
-@click.option("--listen", default="127.0.0.1:0", show_default=True,
-              help="host:port of the embedded simulator.")
+@click.option("-e", "--endpoint", envvar=["AK_ENDPOINT", f"{ENV}_ENDPOINT"], required=True,
+              help="Control plane, http://host:port or https://host:port (env AK_ENDPOINT).")
+@click.option("--listen", default="0.0.0.0:9419", show_default=True,
+              help="host:port of the /metrics server.")
+@click.option("--duration", type=float, default=None, hidden=True)
+@_exporter_options
+def serve(duration: float | None, **options: Any) -> None:
+    """Export an ArmoniK control plane's metrics for Prometheus."""
+    settings = _build(ServeSettings.build, **options)
+    _run(run_exporter(settings, click.echo, duration))
+
+
+@main.command()
+@click.option("--listen", default="127.0.0.1:9419", show_default=True,
+              help="host:port of the /metrics server.")
 @_simulator_options
-def demo(**options: object) -> None:
-    """Run the demo: the embedded simulator playing the demo scenario."""
-    if options["speed"] == 1.0:
-        options["speed"] = 5.0
-    settings = _build(SimulatorSettings.build, **options)
-    _run(_serve_simulator(settings))
+@_exporter_options
+def demo(listen: str, **options: Any) -> None:
+    """Run the demo: the embedded simulator and the exporter in one process."""
+    simulator_keys = ("scenario", "seed", "speed", "rate", "faults", "duration")
+    simulator_options = {key: options.pop(key) for key in simulator_keys}
+    if simulator_options["speed"] == 1.0:
+        simulator_options["speed"] = 5.0
+    simulator = _build(SimulatorSettings.build, listen="127.0.0.1:0", **simulator_options)
+    # Validate the exporter options now, so bad input fails before anything starts.
+    _build(ServeSettings.build, endpoint="http://127.0.0.1:1", listen=listen, **options)
+
+    def serve_settings(endpoint: str) -> ServeSettings:
+        return ServeSettings.build(endpoint=endpoint, listen=listen, **options)
+
+    _run(run_demo(simulator, serve_settings, click.echo))
 
 
-def _build(builder: object, **options: object) -> SimulatorSettings:
+T = TypeVar("T")
+
+
+def _build(builder: Callable[..., T], **options: Any) -> T:
     try:
-        return builder(**options)  # type: ignore[operator]
+        return builder(**options)
     except _USER_ERRORS as error:
         raise UserError(str(error)) from None
 
 
-def _run(coroutine: object) -> None:
+def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     try:
-        asyncio.run(coroutine)  # type: ignore[arg-type]
-    except _USER_ERRORS as error:
-        raise UserError(str(error)) from None
+        asyncio.run(coroutine)
+    except (*_USER_ERRORS, OSError) as error:
+        message = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise UserError(message) from None
     except KeyboardInterrupt:
         sys.exit(130)
-
-
-async def _serve_simulator(settings: SimulatorSettings) -> None:
-    # The simulator holds millions of long-lived records: frequent full collections only
-    # rescan them, so collect young objects far less often in this process.
-    gc.set_threshold(100_000, 50, 100)
-    simulator = Simulator(
-        settings.scenario,
-        listen=settings.listen,
-        speed=settings.speed,
-        seed=settings.seed,
-        rate=settings.rate,
-        faults=settings.faults,
-        record_events=False,
-    )
-
-    async def start() -> None:
-        await simulator.start()
-        click.echo(
-            f"simulator: scenario {settings.scenario.name} at x{settings.speed:g} "
-            f"serving ArmoniK API on {simulator.endpoint} (Ctrl-C to stop)"
-        )
-
-    await supervise(start, simulator.stop, settings.duration)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import yaml
+
+from armonik_observe.collectors.channel import Endpoint, EndpointError, TlsFiles, parse_endpoint
 from armonik_observe.simulator.builtin import BUILTIN, builtin_scenario
 from armonik_observe.simulator.faults import FaultPlan, parse_faults
 from armonik_observe.simulator.scenario import Scenario, load_scenario_file
@@ -73,3 +78,79 @@ class SimulatorSettings:
             faults=parse_faults(faults),
             duration=duration,
         )
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything `armonik-observe serve` needs, validated."""
+
+    endpoint: Endpoint
+    tls: TlsFiles
+    listen: str = "0.0.0.0:9419"
+    session_interval: float = 10.0
+    count_interval: float = 10.0
+    health_interval: float = 10.0
+    facts_interval: float = 5.0
+    max_followed_sessions: int = 200
+    core_compat: bool = True
+    stuck_threshold: float = 3600.0
+    max_tracked_tasks: int = 2_000_000
+    backfill: float = 0.0
+    facts_overlap: float = 30.0
+
+    def __post_init__(self) -> None:
+        parse_listen(self.listen)
+        for name in ("session_interval", "count_interval", "health_interval", "facts_interval",
+                     "stuck_threshold"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"--{name.replace('_', '-')}: must be positive")
+        for name in ("max_followed_sessions", "max_tracked_tasks"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"--{name.replace('_', '-')}: must be at least 1")
+        for name in ("backfill", "facts_overlap"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"--{name.replace('_', '-')}: must not be negative")
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        endpoint: str,
+        certificate_authority: Path | None = None,
+        client_certificate: Path | None = None,
+        client_key: Path | None = None,
+        **options: Any,
+    ) -> ServeSettings:
+        """Validate raw option values into settings."""
+        try:
+            parsed = parse_endpoint(endpoint)
+        except EndpointError as error:
+            raise SettingsError(f"--endpoint: {error}") from None
+        if (client_certificate is None) != (client_key is None):
+            raise SettingsError("--client-certificate and --client-key go together")
+        tls = TlsFiles(certificate_authority, client_certificate, client_key)
+        for option, path in (("--certificate-authority", certificate_authority),
+                             ("--client-certificate", client_certificate),
+                             ("--client-key", client_key)):
+            if path is not None and not path.is_file():
+                raise SettingsError(f"{option}: {path} is not a readable file")
+        if not parsed.secure and any((certificate_authority, client_certificate, client_key)):
+            raise SettingsError("TLS files were given but --endpoint is http://; use https://")
+        return cls(endpoint=parsed, tls=tls, **options)
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a YAML or TOML config file whose keys are option names (dashes or underscores)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except OSError as error:
+        raise SettingsError(f"--config: cannot read {path}: {error.strerror}") from None
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
+        first_line = str(error).splitlines()[0]
+        raise SettingsError(f"--config: {path} is not valid: {first_line}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SettingsError(f"--config: {path} must hold a mapping of option names to values")
+    return {str(key).replace("-", "_"): value for key, value in data.items()}

@@ -30,6 +30,10 @@ RETRYABLE_CODES = frozenset(
     }
 )
 
+_BROKEN = frozenset(
+    {grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN}
+)
+
 # Told of every RPC attempt: (rpc name, status code name, seconds).
 RpcObserver = Callable[[str, str, float], None]
 
@@ -70,9 +74,10 @@ class Connection:
         self.backoff = backoff or Backoff()
         self.rpc_timeout = rpc_timeout
         self._observer = observer
-        self._rng = rng or random.Random()
+        self.rng = rng or random.Random()
         self._monotonic = monotonic
         self._channel: grpc.aio.Channel | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self.up: bool | None = None
         self.generation = 0  # bumped on every new channel, so users rebuild their stubs
         self.on_reconnect: list[Callable[[], None]] = []
@@ -90,6 +95,8 @@ class Connection:
         channel, self._channel = self._channel, None
         if channel is not None:
             await channel.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
+        self._closing.clear()
 
     async def call(self, rpc: str, function: Callable[[grpc.aio.Channel], Awaitable[T]]) -> T:
         """Run one attempt of `function(channel)`, recording its duration and outcome."""
@@ -98,7 +105,7 @@ class Connection:
             result = await function(self.channel)
         except grpc.aio.AioRpcError as error:
             self._observe(rpc, error.code().name, began)
-            await self._on_failure(rpc, error)
+            await self.report_failure(rpc, error)
             raise
         self._observe(rpc, "OK", began)
         self._mark_up(True, rpc)
@@ -121,7 +128,7 @@ class Connection:
                     raise
                 if attempts is not None and attempt + 1 >= attempts:
                     raise
-            await self.wait(self.backoff.delay(attempt, self._rng), stop)
+            await self.wait(self.backoff.delay(attempt, self.rng), stop)
             attempt += 1
 
     @staticmethod
@@ -137,10 +144,18 @@ class Connection:
         if self._observer is not None:
             self._observer(rpc, code, self._monotonic() - began)
 
-    async def _on_failure(self, rpc: str, error: grpc.aio.AioRpcError) -> None:
-        if error.code() == grpc.StatusCode.UNAVAILABLE:
-            self._mark_up(False, rpc, error.details())
-            await self.close()  # rebuilt on next use: the server may have moved or restarted
+    async def report_failure(self, rpc: str, error: grpc.aio.AioRpcError) -> None:
+        """Take a failed call into account: UNAVAILABLE marks the plane down, drops the channel."""
+        if error.code() != grpc.StatusCode.UNAVAILABLE:
+            return
+        self._mark_up(False, rpc, error.details())
+        channel = self._channel
+        if channel is not None and channel.get_state() in _BROKEN:
+            # Rebuilt on next use (the server may have moved or restarted); the old channel
+            # closes after a grace period so calls still running on it are not cut at once.
+            self._channel = None
+            self._closing.add(asyncio.create_task(channel.close(grace=5.0)))
+            self._closing = {task for task in self._closing if not task.done()}
 
     def _mark_up(self, up: bool, rpc: str, details: str | None = "") -> None:
         if up == self.up:

@@ -10,7 +10,7 @@ number and the exporter second it was first seen in that status).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from armonik_observe.model import TASK_STATUS_RANK, TERMINAL_TASK_STATUSES, TaskStatus
 
@@ -18,6 +18,7 @@ _STATUS_BITS = 5
 _RANK_SHIFT = _STATUS_BITS
 _SINCE_SHIFT = 9
 _NAMES = {status.name: status for status in TaskStatus}
+RECENT_ENDS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,42 +33,79 @@ ADVANCED = Progress(True)
 DUPLICATE = Progress(False, "duplicate")
 REGRESSION = Progress(False, "regression")
 FULL = Progress(False, "capacity")
+REPLAY = Progress(False, "replay")
+
+
+@dataclass(slots=True)
+class Budget:
+    """How many tasks every tracker together may hold, and how many it holds."""
+
+    limit: int = 2_000_000
+    used: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
 
 
 class TaskTracker:
-    """Last status per in-flight task, with a cap on how many it holds."""
+    """Last status per in-flight task of one session, drawing on a shared budget."""
 
-    def __init__(self, *, capacity: int = 2_000_000) -> None:
-        self.capacity = capacity
+    def __init__(self, budget: Budget | None = None) -> None:
+        self.budget = budget or Budget()
         self._tasks: dict[str, int] = {}
-        self.dropped: Counter[str] = Counter()
+        self._ended: dict[str, None] = {}  # recently ended ids, oldest first
 
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def report(self, task_id: str, status_name: str, now_s: int) -> Progress:
-        """Record that a task was seen in a status; tell whether that is progress."""
+    def report(self, task_id: str, status_name: str, now_s: int, new: bool = False) -> Progress:
+        """Record that a task was seen in a status; tell whether that is progress.
+
+        `new` marks a NEW_TASK: for a task not tracked yet it is most likely the snapshot a
+        server replays on subscription, so it sets the baseline and counts only as CREATING.
+        """
         status = _NAMES.get(status_name)
         if status is None:  # an unknown status number: count it, track nothing
             return ADVANCED
         rank = TASK_STATUS_RANK[status]
         packed = self._tasks.get(task_id)
+        if packed is None and new and status != TaskStatus.CREATING:
+            if status not in TERMINAL_TASK_STATUSES:
+                self._track(task_id, None, status, rank, now_s)
+            return self._drop(REPLAY)
         if packed is not None:
             old_rank = (packed >> _RANK_SHIFT) & 0xF
             if packed & 0x1F == status:
                 return self._drop(DUPLICATE)
             if rank < old_rank:
                 return self._drop(REGRESSION)
-        elif len(self._tasks) >= self.capacity and status not in TERMINAL_TASK_STATUSES:
-            return self._drop(FULL)
         if status in TERMINAL_TASK_STATUSES:
-            self._tasks.pop(task_id, None)  # finished tasks are evicted
-        else:
-            self._tasks[task_id] = (now_s << _SINCE_SHIFT) | (rank << _RANK_SHIFT) | status
+            return self._end(task_id, packed)
+        self._track(task_id, packed, status, rank, now_s)
         return ADVANCED
 
+    def _end(self, task_id: str, packed: int | None) -> Progress:
+        if task_id in self._ended:
+            return self._drop(DUPLICATE)
+        if packed is not None:  # finished tasks are evicted...
+            del self._tasks[task_id]
+            self.budget.used -= 1
+        # ...but remembered a while, so a repeated final status does not count twice.
+        self._ended[task_id] = None
+        if len(self._ended) > RECENT_ENDS:
+            del self._ended[next(iter(self._ended))]
+        return ADVANCED
+
+    def _track(
+        self, task_id: str, packed: int | None, status: TaskStatus, rank: int, now_s: int
+    ) -> None:
+        if packed is None:
+            if self.budget.used >= self.budget.limit:
+                self._drop(FULL)
+                return
+            self.budget.used += 1
+        self._tasks[task_id] = (now_s << _SINCE_SHIFT) | (rank << _RANK_SHIFT) | status
+
     def _drop(self, progress: Progress) -> Progress:
-        self.dropped[progress.reason] += 1
+        self.budget.dropped[progress.reason] += 1
         return progress
 
     def status_of(self, task_id: str) -> TaskStatus | None:
@@ -75,10 +113,11 @@ class TaskTracker:
         packed = self._tasks.get(task_id)
         return None if packed is None else TaskStatus(packed & 0x1F)
 
-    def forget(self, task_ids: list[str]) -> None:
-        """Drop tasks, e.g. those of a session no longer followed."""
-        for task_id in task_ids:
-            self._tasks.pop(task_id, None)
+    def clear(self) -> None:
+        """Forget every task, e.g. when the session is no longer followed."""
+        self.budget.used -= len(self._tasks)
+        self._tasks.clear()
+        self._ended.clear()
 
     def older_than(self, limit_s: int, now_s: int) -> Counter[TaskStatus]:
         """Count in-flight tasks in the same status for more than `limit_s` seconds."""

@@ -1,0 +1,159 @@
+"""Event streams: one GetEvents stream per followed session, reconnected with backoff.
+
+Events carry no timestamp: each is stamped with the exporter's clock when received. On
+(re)subscription the server replays a snapshot of every task with its current status; the
+tracker turns that replay, duplicates and reordering into real progress only. Received events
+are handed to the pipeline in batches, by size or at least every `flush_interval`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+import grpc
+from armonik.protogen.client.events_service_pb2_grpc import EventsStub
+from armonik.protogen.common import events_common_pb2 as ev
+
+from armonik_observe.collectors import convert
+from armonik_observe.collectors.poller import Publish
+from armonik_observe.collectors.retry import Connection, StopRequested
+from armonik_observe.collectors.tracker import Budget, TaskTracker
+from armonik_observe.model import EventKind, SessionEvent, SessionInfo
+from armonik_observe.pipeline import Batch
+
+log = logging.getLogger(__name__)
+
+TASK_KINDS = (EventKind.NEW_TASK, EventKind.TASK_STATUS_UPDATE)
+CONNECTING, CONNECTED = "connecting", "connected"
+
+
+class EventStreams:
+    """Holds one stream per followed session and publishes the progress they report."""
+
+    def __init__(
+        self,
+        *,
+        connection: Connection,
+        publish: Publish,
+        budget: Budget,
+        kinds: Iterable[EventKind] = TASK_KINDS,
+        batch_size: int = 5000,
+        flush_interval: float = 0.2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._connection = connection
+        self._publish = publish
+        self.budget = budget
+        self.trackers: dict[str, TaskTracker] = {}
+        self._kinds = [int(k) for k in kinds]
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._clock = clock
+        self._streams: dict[str, asyncio.Task[None]] = {}
+        self.states: dict[str, str] = {}
+        self.received: Counter[str] = Counter()
+        self.reconnects = 0
+        self.last_event_at: float | None = None
+        self._buffer: list[SessionEvent] = []
+        self._stop = asyncio.Event()
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def follow(self, sessions: list[SessionInfo]) -> None:
+        """Open streams for newly followed sessions and close those no longer followed."""
+        wanted = {s.session_id for s in sessions}
+        for session_id in list(self._streams):
+            if session_id not in wanted:
+                self._streams.pop(session_id).cancel()
+                self.states.pop(session_id, None)
+                self.trackers.pop(session_id).clear()
+        for session_id in wanted - set(self._streams):
+            self.trackers[session_id] = TaskTracker(self.budget)
+            self._streams[session_id] = asyncio.create_task(
+                self._follow(session_id), name=f"events-{session_id}"
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Flush received events every `flush_interval` until `stop`, then close every stream."""
+        self._stop = stop
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(StopRequested):
+                    await Connection.wait(self._flush_interval, stop)
+                self.flush()
+        finally:
+            await self._close_all()
+            self.flush()
+
+    async def _close_all(self) -> None:
+        streams, self._streams = list(self._streams.values()), {}
+        for stream in streams:
+            stream.cancel()
+        await asyncio.gather(*streams, return_exceptions=True)
+
+    def flush(self) -> None:
+        """Publish the events received since the last flush."""
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            self._publish(Batch(events=batch))
+
+    # -- one stream ---------------------------------------------------------------------------
+
+    async def _follow(self, session_id: str) -> None:
+        attempt = 0
+        request = ev.EventSubscriptionRequest(session_id=session_id, returned_events=self._kinds)
+        while not self._stop.is_set():
+            self.states[session_id] = CONNECTING
+            received = await self._stream_once(session_id, request)
+            attempt = 0 if received else attempt + 1
+            self.reconnects += 1
+            try:
+                await Connection.wait(
+                    self._connection.backoff.delay(attempt, self._connection.rng), self._stop
+                )
+            except StopRequested:
+                return
+
+    async def _stream_once(self, session_id: str, request: ev.EventSubscriptionRequest) -> int:
+        """Read one stream until it fails; return how many events it delivered."""
+        call = EventsStub(self._connection.channel).GetEvents(request)
+        tracker = self.trackers[session_id]
+        count = 0
+        try:
+            async for message in call:
+                if not count:
+                    self.states[session_id] = CONNECTED
+                count += 1
+                self._receive(message, tracker)
+        except grpc.aio.AioRpcError as error:
+            await self._connection.report_failure("GetEvents", error)
+            log.debug("stream of session %s ended: %s", session_id, error.code().name)
+        finally:
+            call.cancel()
+        return count
+
+    def _receive(self, message: ev.EventSubscriptionResponse, tracker: TaskTracker) -> None:
+        now = self._clock()
+        event = convert.session_event(message, int(now * 1_000_000))
+        if event is None:
+            return
+        self.last_event_at = now
+        self.received[event.kind.name.lower()] += 1
+        if event.kind in TASK_KINDS:
+            new = event.kind == EventKind.NEW_TASK
+            if not tracker.report(event.task_id, event.status, int(now), new).advanced:
+                return
+        self._buffer.append(event)
+        if len(self._buffer) >= self._batch_size:
+            self.flush()
+
+    # -- status for self-metrics --------------------------------------------------------------
+
+    def stream_states(self) -> Counter[str]:
+        """Streams by state."""
+        return Counter(self.states.values())

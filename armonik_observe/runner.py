@@ -1,0 +1,82 @@
+"""Run the long-lived commands under the supervisor: simulator, exporter, or both (the demo)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable
+
+from armonik_observe.config import ServeSettings, SimulatorSettings
+from armonik_observe.service import Exporter
+from armonik_observe.simulator.server import Simulator
+from armonik_observe.supervisor import supervise
+
+Echo = Callable[[str], None]
+
+
+def _tune_gc() -> None:
+    # Millions of long-lived records: frequent young collections only rescan them.
+    gc.set_threshold(100_000, 50, 100)
+
+
+def build_simulator(settings: SimulatorSettings) -> Simulator:
+    """A simulator from its settings."""
+    return Simulator(
+        settings.scenario,
+        listen=settings.listen,
+        speed=settings.speed,
+        seed=settings.seed,
+        rate=settings.rate,
+        faults=settings.faults,
+        record_events=False,
+    )
+
+
+async def run_simulator(settings: SimulatorSettings, echo: Echo) -> None:
+    """Serve a simulated control plane until Ctrl-C or the duration."""
+    _tune_gc()
+    simulator = build_simulator(settings)
+
+    async def start() -> None:
+        await simulator.start()
+        echo(f"simulator: scenario {settings.scenario.name} at x{settings.speed:g} "
+             f"serving ArmoniK API on {simulator.endpoint} (Ctrl-C to stop)")
+
+    await supervise(start, simulator.stop, settings.duration)
+
+
+async def run_exporter(settings: ServeSettings, echo: Echo, duration: float | None) -> None:
+    """Serve metrics for a control plane until Ctrl-C or the duration."""
+    exporter = Exporter(settings)
+
+    async def start() -> None:
+        await exporter.start()
+        echo(f"exporter: watching {settings.endpoint.url}, metrics on {exporter.http.url}/metrics")
+
+    await supervise(start, exporter.stop, duration)
+
+
+async def run_demo(
+    simulator_settings: SimulatorSettings, serve: Callable[[str], ServeSettings], echo: Echo
+) -> None:
+    """The embedded simulator and the exporter in one process."""
+    _tune_gc()
+    logging.getLogger("armonik_observe").setLevel(logging.WARNING)
+    simulator = build_simulator(simulator_settings)
+    exporters: list[Exporter] = []
+
+    async def start() -> None:
+        await simulator.start()
+        exporter = Exporter(serve(simulator.endpoint))
+        exporters.append(exporter)
+        await exporter.start()
+        echo(f"demo: simulator ({simulator_settings.scenario.name} scenario at "
+             f"x{simulator_settings.speed:g}) on {simulator.endpoint}")
+        echo(f"demo: metrics on {exporter.http.url}/metrics  (Ctrl-C to stop)")
+
+    async def stop() -> None:
+        for exporter in exporters:
+            await exporter.stop()
+        await simulator.stop()
+
+    await supervise(start, stop, simulator_settings.duration)

@@ -1,0 +1,55 @@
+"""Helpers for exporter tests: an exporter on port 0 pointed at an in-process simulator."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from armonik_observe.collectors.retry import Backoff
+from armonik_observe.config import ServeSettings
+from armonik_observe.model import TERMINAL_TASK_STATUSES
+from armonik_observe.service import Exporter
+from armonik_observe.simulator.records import SimTask
+from armonik_observe.simulator.server import Simulator
+
+FAST = {
+    "session_interval": 0.05,
+    "count_interval": 0.05,
+    "health_interval": 0.05,
+    "facts_interval": 0.05,
+}
+
+
+@asynccontextmanager
+async def exporter_for(sim: Simulator, **options: Any) -> AsyncIterator[Exporter]:
+    """An exporter polling the simulator every 50 ms, serving metrics on a free port."""
+    settings = ServeSettings.build(
+        endpoint=sim.endpoint, listen="127.0.0.1:0", **{**FAST, **options}
+    )
+    exporter = Exporter(settings, backoff=Backoff(initial=0.01, maximum=0.1))
+    async with exporter:
+        yield exporter
+
+
+async def settle(exporter: Exporter, rounds: int = 2) -> None:
+    """Wait until every poller has run `rounds` more times (events, not sleeps)."""
+    for poller in exporter.pollers:
+        await poller.wait_for_polls(poller.polls + rounds)
+    exporter.streams.flush()
+
+
+def ended_by_labels(tasks: list[SimTask]) -> Counter[tuple[str, str, str]]:
+    """Ground truth of armonik_tasks_ended_total: ended tasks by partition, app, status."""
+    return Counter(
+        (t.partition_id, t.options.application_name, t.status.name)
+        for t in tasks
+        if t.status in TERMINAL_TASK_STATUSES
+    )
+
+
+def sample(exporter: Exporter, name: str, labels: dict[str, str] | None = None) -> float:
+    """A sample's value from the exporter's registry (0 when absent)."""
+    value = exporter.registry.get_sample_value(name, labels or {})
+    return 0.0 if value is None else value
