@@ -106,6 +106,9 @@ _exporter_options = _options(
                  help="In-flight tasks the exporter keeps state for, at most."),
     click.option("--stuck-threshold", type=float, default=3600.0, show_default=True,
                  help="Seconds in one status before a task without max_duration is stuck."),
+    click.option("--max-event-lag", type=float, default=120.0, show_default=True,
+                 help="Seconds a session's stream may fall behind before it is degraded to "
+                      "counts and task facts."),
     click.option("--core-compat/--no-core-compat", default=True, show_default=True,
                  help="Also expose the official exporter's armonik_*_tasks_<status> names."),
 )

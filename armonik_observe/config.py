@@ -97,11 +97,12 @@ class ServeSettings:
     max_tracked_tasks: int = 2_000_000
     backfill: float = 0.0
     facts_overlap: float = 30.0
+    max_event_lag: float = 120.0
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
         for name in ("session_interval", "count_interval", "health_interval", "facts_interval",
-                     "stuck_threshold"):
+                     "stuck_threshold", "max_event_lag"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"--{name.replace('_', '-')}: must be positive")
         for name in ("max_followed_sessions", "max_tracked_tasks"):

@@ -61,29 +61,29 @@ class Pipeline:
     """Delivers every batch to every sink; one failing sink does not starve the others."""
 
     def __init__(self, sinks: Sequence[Sink], *, stop_timeout: float = 10.0) -> None:
-        self._sinks = list(sinks)
+        self.sinks = list(sinks)
         self._stop_timeout = stop_timeout
-        self.failures: dict[str, int] = {sink.name: 0 for sink in self._sinks}
+        self.failures: dict[str, int] = {}
         self._started = False
 
     async def start(self) -> None:
         """Start every sink."""
-        for sink in self._sinks:
+        for sink in self.sinks:
             await sink.start()
         self._started = True
 
     def publish(self, batch: Batch) -> None:
         """Hand a batch to every sink."""
-        for sink in self._sinks:
+        for sink in self.sinks:
             try:
                 sink.consume(batch)
             except Exception:
-                self.failures[sink.name] += 1
+                self.failures[sink.name] = self.failures.get(sink.name, 0) + 1
                 log.exception("sink %s failed to consume a batch", sink.name)
 
     async def flush(self) -> None:
         """Flush every sink."""
-        for sink in self._sinks:
+        for sink in self.sinks:
             await sink.flush()
 
     async def stop(self) -> None:
@@ -91,7 +91,7 @@ class Pipeline:
         if not self._started:
             return
         self._started = False
-        for sink in reversed(self._sinks):
+        for sink in reversed(self.sinks):
             try:
                 await asyncio.wait_for(sink.stop(), self._stop_timeout)
             except TimeoutError:

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from armonik_observe import __version__
 from armonik_observe.collectors.channel import ChannelFactory
-from armonik_observe.collectors.events import EventStreams
+from armonik_observe.collectors.events import EventStreams, StreamLagSink
 from armonik_observe.collectors.facts import TaskFactsPoller
 from armonik_observe.collectors.platform import CountsPoller, HealthPoller
 from armonik_observe.collectors.poller import Poller
@@ -53,7 +53,8 @@ class Exporter:
             registry=self.registry, up=self.up, self_status=self.self_status,
             version=__version__, core_compat=settings.core_compat,
         )
-        self.pipeline = Pipeline([self.sink, *extra_sinks])
+        self._extra_sinks = list(extra_sinks)
+        self.pipeline = Pipeline([])
         self.connection = Connection(
             ChannelFactory(settings.endpoint, settings.tls),
             backoff=backoff, observer=self.sink.observe_rpc,
@@ -71,8 +72,10 @@ class Exporter:
         settings, publish, connection = self.settings, self.pipeline.publish, self.connection
         self.budget = Budget(limit=settings.max_tracked_tasks)
         self.streams = EventStreams(
-            connection=connection, publish=publish, budget=self.budget, clock=self._clock
+            connection=connection, publish=publish, budget=self.budget, clock=self._clock,
+            max_lag=settings.max_event_lag,
         )
+        self.pipeline.sinks = [self.sink, StreamLagSink(self.streams), *self._extra_sinks]
         self.discovery = SessionDiscovery(
             connection=connection, publish=publish, interval=settings.session_interval,
             max_followed=settings.max_followed_sessions, on_followed=self.streams.follow,
@@ -173,6 +176,7 @@ class Exporter:
             unfollowed=self.discovery.unfollowed,
             dropped=dict(self.budget.dropped),
             stuck=self._stuck_tasks(),
+            lag_seconds=streams.lag_by_session(),
         )
 
     def _stuck_tasks(self) -> dict[tuple[str, str], int]:

@@ -20,16 +20,24 @@ from armonik.protogen.client.events_service_pb2_grpc import EventsStub
 from armonik.protogen.common import events_common_pb2 as ev
 
 from armonik_observe.collectors import convert
+from armonik_observe.collectors.lag import LagMonitor
 from armonik_observe.collectors.poller import Publish
 from armonik_observe.collectors.retry import Connection, StopRequested
 from armonik_observe.collectors.tracker import Budget, TaskTracker
-from armonik_observe.model import EventKind, SessionEvent, SessionInfo
+from armonik_observe.model import (
+    TERMINAL_TASK_STATUSES,
+    EventKind,
+    SessionEvent,
+    SessionInfo,
+    TaskFact,
+)
 from armonik_observe.pipeline import Batch
 
 log = logging.getLogger(__name__)
 
 TASK_KINDS = (EventKind.NEW_TASK, EventKind.TASK_STATUS_UPDATE)
-CONNECTING, CONNECTED = "connecting", "connected"
+CONNECTING, CONNECTED, DEGRADED = "connecting", "connected", "degraded"
+_TERMINAL = frozenset(s.name for s in TERMINAL_TASK_STATUSES)
 
 
 class EventStreams:
@@ -44,6 +52,8 @@ class EventStreams:
         kinds: Iterable[EventKind] = TASK_KINDS,
         batch_size: int = 5000,
         flush_interval: float = 0.2,
+        max_lag: float = 120.0,
+        degraded_for: float = 300.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._connection = connection
@@ -61,22 +71,63 @@ class EventStreams:
         self.last_event_at: float | None = None
         self._buffer: list[SessionEvent] = []
         self._stop = asyncio.Event()
+        self.lag = LagMonitor()
+        self.max_lag = max_lag
+        self.degraded_for = degraded_for
+        self._degraded_until: dict[str, float] = {}
+        self._wanted: set[str] = set()
 
     # -- life cycle ---------------------------------------------------------------------------
 
     def follow(self, sessions: list[SessionInfo]) -> None:
         """Open streams for newly followed sessions and close those no longer followed."""
-        wanted = {s.session_id for s in sessions}
+        self._wanted = wanted = {s.session_id for s in sessions}
         for session_id in list(self._streams):
             if session_id not in wanted:
-                self._streams.pop(session_id).cancel()
+                self._close(session_id)
                 self.states.pop(session_id, None)
-                self.trackers.pop(session_id).clear()
-        for session_id in wanted - set(self._streams):
-            self.trackers[session_id] = TaskTracker(self.budget)
-            self._streams[session_id] = asyncio.create_task(
-                self._follow(session_id), name=f"events-{session_id}"
-            )
+                self.lag.forget(session_id)
+        for session_id in set(self._degraded_until) - wanted:
+            del self._degraded_until[session_id]
+        for session_id in wanted - set(self._streams) - set(self._degraded_until):
+            self._open(session_id)
+
+    def _open(self, session_id: str) -> None:
+        self.trackers[session_id] = TaskTracker(self.budget)
+        self._streams[session_id] = asyncio.create_task(
+            self._follow(session_id), name=f"events-{session_id}"
+        )
+
+    def _close(self, session_id: str) -> None:
+        self._streams.pop(session_id).cancel()
+        self.trackers.pop(session_id).clear()
+
+    def note_facts(self, facts: list[TaskFact]) -> None:
+        """Match authoritative task ends against the streams, to measure their lag."""
+        trackers = self.trackers
+
+        def delivered(session_id: str, task_id: str) -> bool:
+            return trackers[session_id].has_ended(task_id)
+
+        self.lag.note_facts(facts, set(trackers), delivered)
+
+    def _check_lag(self) -> None:
+        """Degrade a stream that fell too far behind; retry it after `degraded_for`."""
+        now = self._clock()
+        for session_id in list(self._streams):
+            if self.lag.lag_seconds(session_id) > self.max_lag:
+                log.warning("event stream of session %s is %.0fs behind: degraded to counts "
+                            "and task facts for %.0fs", session_id,
+                            self.lag.lag_seconds(session_id), self.degraded_for)
+                self._close(session_id)
+                self.lag.forget(session_id)
+                self.states[session_id] = DEGRADED
+                self._degraded_until[session_id] = now + self.degraded_for
+        for session_id, until in list(self._degraded_until.items()):
+            if until <= now:
+                del self._degraded_until[session_id]
+                if session_id in self._wanted:
+                    self._open(session_id)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush received events every `flush_interval` until `stop`, then close every stream."""
@@ -86,6 +137,7 @@ class EventStreams:
                 with contextlib.suppress(StopRequested):
                     await Connection.wait(self._flush_interval, stop)
                 self.flush()
+                self._check_lag()
         finally:
             await self._close_all()
             self.flush()
@@ -145,6 +197,8 @@ class EventStreams:
         self.last_event_at = now
         self.received[event.kind.name.lower()] += 1
         if event.kind in TASK_KINDS:
+            if event.status in _TERMINAL:
+                self.lag.delivered(event.session_id, event.task_id)
             new = event.kind == EventKind.NEW_TASK
             if not tracker.report(event.task_id, event.status, int(now), new).advanced:
                 return
@@ -157,3 +211,30 @@ class EventStreams:
     def stream_states(self) -> Counter[str]:
         """Streams by state."""
         return Counter(self.states.values())
+
+    def lag_by_session(self) -> dict[str, float]:
+        """Lag of every followed session's stream, in seconds."""
+        return {session_id: self.lag.lag_seconds(session_id) for session_id in self._wanted}
+
+
+class StreamLagSink:
+    """A pipeline sink that shows the streams the task facts, so their lag can be measured."""
+
+    name = "stream-lag"
+
+    def __init__(self, streams: EventStreams) -> None:
+        self._streams = streams
+
+    async def start(self) -> None:
+        """Nothing to prepare."""
+
+    def consume(self, batch: Batch) -> None:
+        """Pass task facts on to the streams."""
+        if batch.facts:
+            self._streams.note_facts(batch.facts)
+
+    async def flush(self) -> None:
+        """Nothing buffered."""
+
+    async def stop(self) -> None:
+        """Nothing to release."""

@@ -38,6 +38,16 @@ _BROKEN = frozenset(
 RpcObserver = Callable[[str, str, float], None]
 
 
+def _hint(details: str | None) -> str:
+    """A plain-words reading of the errors users most often misread."""
+    text = (details or "").lower()
+    if "ssl" in text or "handshake" in text or "certificate" in text:
+        return (" - TLS mismatch: the TLS handshake failed; check that the server speaks TLS "
+                "when the endpoint is https://, and that --certificate-authority signs its "
+                "certificate")
+    return ""
+
+
 class StopRequested(Exception):
     """The caller is shutting down; no more retries."""
 
@@ -168,4 +178,4 @@ class Connection:
                 for callback in self.on_reconnect:
                     callback()
         else:
-            log.warning("control plane unavailable (%s: %s)", rpc, details)
+            log.warning("control plane unavailable (%s: %s)%s", rpc, details, _hint(details))

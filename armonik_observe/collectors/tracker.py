@@ -18,7 +18,9 @@ _STATUS_BITS = 5
 _RANK_SHIFT = _STATUS_BITS
 _SINCE_SHIFT = 9
 _NAMES = {status.name: status for status in TaskStatus}
-RECENT_ENDS = 10_000
+# Ended ids are remembered this long: long enough for a late duplicate of the final status,
+# and for the task facts of the same ends to be matched against the stream (event lag).
+RECENT_END_SECONDS = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,7 @@ class TaskTracker:
     def __init__(self, budget: Budget | None = None) -> None:
         self.budget = budget or Budget()
         self._tasks: dict[str, int] = {}
-        self._ended: dict[str, None] = {}  # recently ended ids, oldest first
+        self._ended: dict[str, int] = {}  # recently ended ids -> second seen, oldest first
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -78,21 +80,27 @@ class TaskTracker:
             if rank < old_rank:
                 return self._drop(REGRESSION)
         if status in TERMINAL_TASK_STATUSES:
-            return self._end(task_id, packed)
+            return self._end(task_id, packed, now_s)
         self._track(task_id, packed, status, rank, now_s)
         return ADVANCED
 
-    def _end(self, task_id: str, packed: int | None) -> Progress:
+    def _end(self, task_id: str, packed: int | None, now_s: int) -> Progress:
         if task_id in self._ended:
             return self._drop(DUPLICATE)
         if packed is not None:  # finished tasks are evicted...
             del self._tasks[task_id]
             self.budget.used -= 1
         # ...but remembered a while, so a repeated final status does not count twice.
-        self._ended[task_id] = None
-        if len(self._ended) > RECENT_ENDS:
-            del self._ended[next(iter(self._ended))]
+        ended = self._ended
+        ended[task_id] = now_s
+        horizon = now_s - RECENT_END_SECONDS
+        while ended and next(iter(ended.values())) < horizon:
+            del ended[next(iter(ended))]
         return ADVANCED
+
+    def has_ended(self, task_id: str) -> bool:
+        """True when the stream delivered the task's final status recently."""
+        return task_id in self._ended
 
     def _track(
         self, task_id: str, packed: int | None, status: TaskStatus, rank: int, now_s: int

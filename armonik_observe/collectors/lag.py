@@ -1,0 +1,64 @@
+"""How far behind an event stream is, measured against authoritative task facts.
+
+Events carry no timestamp, so lag is read in the server's own time: for each followed session,
+the task facts show tasks that have ended (with their server `ended_at`); those whose end the
+stream has not delivered yet are pending. Lag is the newest end the facts show minus the oldest
+pending end: zero for a stream that keeps up, growing for one that falls behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from armonik_observe.model import TaskFact
+
+# Pending ends older than this (behind the newest end) are dropped: a stream that was cut
+# never delivers the ends it missed, and the facts already counted them.
+FORGET_AFTER_US = 600_000_000
+
+Delivered = Callable[[str, str], bool]  # (session_id, task_id) -> the stream delivered its end
+
+
+class LagMonitor:
+    """Pending task ends per followed session, in server time."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, dict[str, int]] = {}
+        self._newest: dict[str, int] = {}
+
+    def note_facts(self, facts: Iterable[TaskFact], followed: set[str], seen: Delivered) -> None:
+        """Record ended tasks of followed sessions that their stream has not delivered yet."""
+        for fact in facts:
+            session_id, ended_at = fact.session_id, fact.ended_at
+            if session_id not in followed or ended_at is None:
+                continue
+            if ended_at > self._newest.get(session_id, 0):
+                self._newest[session_id] = ended_at
+            if not seen(session_id, fact.task_id):
+                self._pending.setdefault(session_id, {})[fact.task_id] = ended_at
+        for session_id in self._pending:
+            self._prune(session_id)
+
+    def delivered(self, session_id: str, task_id: str) -> None:
+        """The stream delivered a task's end."""
+        pending = self._pending.get(session_id)
+        if pending:
+            pending.pop(task_id, None)
+
+    def lag_seconds(self, session_id: str) -> float:
+        """Seconds of server time the session's stream is behind its task facts."""
+        pending = self._pending.get(session_id)
+        if not pending:
+            return 0.0
+        return max(0, self._newest[session_id] - min(pending.values())) / 1_000_000
+
+    def forget(self, session_id: str) -> None:
+        """Drop a session no longer followed."""
+        self._pending.pop(session_id, None)
+        self._newest.pop(session_id, None)
+
+    def _prune(self, session_id: str) -> None:
+        horizon = self._newest.get(session_id, 0) - FORGET_AFTER_US
+        pending = self._pending[session_id]
+        for task_id in [t for t, end in pending.items() if end < horizon]:
+            del pending[task_id]
