@@ -76,6 +76,7 @@ class EventStreams:
         self.degraded_for = degraded_for
         self._degraded_until: dict[str, float] = {}
         self._wanted: set[str] = set()
+        self._state_changed = asyncio.Event()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -121,7 +122,7 @@ class EventStreams:
                             self.lag.lag_seconds(session_id), self.degraded_for)
                 self._close(session_id)
                 self.lag.forget(session_id)
-                self.states[session_id] = DEGRADED
+                self._set_state(session_id, DEGRADED)
                 self._degraded_until[session_id] = now + self.degraded_for
         for session_id, until in list(self._degraded_until.items()):
             if until <= now:
@@ -160,7 +161,7 @@ class EventStreams:
         attempt = 0
         request = ev.EventSubscriptionRequest(session_id=session_id, returned_events=self._kinds)
         while not self._stop.is_set():
-            self.states[session_id] = CONNECTING
+            self._set_state(session_id, CONNECTING)
             received = await self._stream_once(session_id, request)
             attempt = 0 if received else attempt + 1
             self.reconnects += 1
@@ -179,7 +180,7 @@ class EventStreams:
         try:
             async for message in call:
                 if not count:
-                    self.states[session_id] = CONNECTED
+                    self._set_state(session_id, CONNECTED)
                 count += 1
                 self._receive(message, tracker)
         except grpc.aio.AioRpcError as error:
@@ -207,6 +208,16 @@ class EventStreams:
             self.flush()
 
     # -- status for self-metrics --------------------------------------------------------------
+
+    def _set_state(self, session_id: str, state: str) -> None:
+        self.states[session_id] = state
+        self._state_changed.set()
+
+    async def wait_for_state(self, session_id: str, state: str) -> None:
+        """Wait until a session's stream is in `state`."""
+        while self.states.get(session_id) != state:
+            self._state_changed.clear()
+            await self._state_changed.wait()
 
     def stream_states(self) -> Counter[str]:
         """Streams by state."""
