@@ -154,3 +154,23 @@ async def test_a_restart_cuts_streams_refuses_calls_and_keeps_state(manual_sim: 
                                       wait_for_ready=True, timeout=10)
         assert reply.session.session_id == session_id
         assert {t.task_id: t.status for t in sim.true_tasks()} == before
+
+
+async def test_a_planned_restart_takes_the_server_down_then_back() -> None:
+    from armonik_observe.simulator.server import Simulator
+
+    plan = FaultPlan(restart_at_s=0.2, restart_down_s=0.3)
+    async with Simulator(faults=plan) as sim, grpc.aio.insecure_channel(sim.target) as channel:
+        stub = HealthChecksServiceStub(channel)
+        request = hc.CheckHealthRequest()
+        assert len((await stub.CheckHealth(request)).services) == 3
+        failure = None
+        for _ in range(10_000):  # bounded: the outage begins 0.2 s after start
+            try:
+                await stub.CheckHealth(request, timeout=0.5)
+            except grpc.aio.AioRpcError as error:
+                failure = error.code()
+                break
+        assert failure == grpc.StatusCode.UNAVAILABLE
+        back = await stub.CheckHealth(request, wait_for_ready=True, timeout=10)
+        assert len(back.services) == 3

@@ -120,6 +120,7 @@ class Simulator:
         self._rng = random.Random(seed + 1)
         self._server: grpc.aio.Server | None = None
         self._driver: asyncio.Task[None] | None = None
+        self._restarter: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.port = 0
@@ -156,17 +157,20 @@ class Simulator:
         self.workload.start()
         if not isinstance(self.clock, ManualClock):
             self._driver = asyncio.create_task(self._drive(), name="simulator-driver")
+        if self.faults.restart_at_s is not None:
+            self._restarter = asyncio.create_task(self._planned_restart(), name="restart")
 
     async def stop(self, grace: float = 0.5) -> None:
         """Stop serving and driving; idempotent."""
         self._stopping.set()
         self._wake.set()
         self.bus.close_all()
-        if self._driver is not None:
-            self._driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._driver
-            self._driver = None
+        for task in (self._driver, self._restarter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._driver = self._restarter = None
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
@@ -264,6 +268,17 @@ class Simulator:
             yield
         finally:
             await self._serve(f"{self._listen.rpartition(':')[0]}:{self.port}")
+
+    async def _planned_restart(self) -> None:
+        """The `restart=AT/DOWN` fault: down AT wall seconds after start, for DOWN seconds."""
+        assert self.faults.restart_at_s is not None
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait({stopping}, timeout=self.faults.restart_at_s)
+            if not done:
+                await self.restart(self.faults.restart_down_s)
+        finally:
+            stopping.cancel()
 
     async def restart(self, down_seconds: float) -> None:
         """Take the server down for `down_seconds` of wall time, then bring it back."""
