@@ -114,7 +114,11 @@ _exporter_options = _options(
 )
 
 
-@main.command()
+# Each command reads ARMONIK_OBSERVE_<OPTION>; without this click would add the command name.
+_COMMAND = {"context_settings": {"auto_envvar_prefix": ENV}}
+
+
+@main.command(**_COMMAND)
 @click.option("--listen", default="127.0.0.1:5001", show_default=True, help="host:port to serve.")
 @_simulator_options
 def simulate(**options: Any) -> None:
@@ -123,7 +127,7 @@ def simulate(**options: Any) -> None:
     _run(run_simulator(settings, click.echo))
 
 
-@main.command()
+@main.command(**_COMMAND)
 @click.option("-e", "--endpoint", envvar=["AK_ENDPOINT", f"{ENV}_ENDPOINT"], required=True,
               help="Control plane, http://host:port or https://host:port (env AK_ENDPOINT).")
 @click.option("--listen", default="0.0.0.0:9419", show_default=True,
@@ -136,7 +140,7 @@ def serve(duration: float | None, **options: Any) -> None:
     _run(run_exporter(settings, click.echo, duration))
 
 
-@main.command()
+@main.command(**_COMMAND)
 @click.option("--listen", default="127.0.0.1:9419", show_default=True,
               help="host:port of the /metrics server.")
 @_simulator_options

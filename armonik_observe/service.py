@@ -62,7 +62,7 @@ class Exporter:
         self._build_collectors()
         self.http = MetricsHttpServer(
             registry=self.registry, listen=settings.listen, status=self.status,
-            readiness=self.readiness, version=__version__,
+            readiness=self.readiness, version=__version__, render=self.sink.render,
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

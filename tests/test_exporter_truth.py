@@ -34,14 +34,16 @@ MIXED = {
 
 
 async def run_to_end(manual_sim: Any, **options: Any) -> tuple[Any, Any]:
-    async with manual_sim(scenario_from_dict(MIXED)) as (sim, _):
-        async with exporter_for(sim, **options) as exporter:
-            await settle(exporter, 1)
-            while sim.scheduler.next_due() is not None:
-                await sim.advance(1.0)
-                exporter.streams.flush()
-            await settle(exporter)
-            return sim, exporter
+    async with (
+        manual_sim(scenario_from_dict(MIXED)) as (sim, _),
+        exporter_for(sim, **options) as exporter,
+    ):
+        await settle(exporter, 1)
+        while sim.scheduler.next_due() is not None:
+            await sim.advance(1.0)
+            exporter.streams.flush()
+        await settle(exporter)
+        return sim, exporter
 
 
 async def test_ended_totals_and_histograms_equal_the_truth(manual_sim: Any) -> None:
@@ -82,7 +84,7 @@ async def test_task_counts_equal_the_truth_zero_filled(manual_sim: Any) -> None:
 
 
 async def test_official_exporter_names_are_kept(manual_sim: Any) -> None:
-    sim, exporter = await run_to_end(manual_sim)
+    _, exporter = await run_to_end(manual_sim)
     assert sample(exporter, "armonik_gpu_a100_tasks_queued") == 0
     assert sample(exporter, "armonik_tasks_processing") == 0
     assert exporter.registry.get_sample_value("armonik_cpu_tasks_submitted") == 0

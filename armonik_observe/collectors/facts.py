@@ -47,13 +47,16 @@ class TaskFactsPoller(Poller):
         self.detailed = detailed
         self.watermark_us = watermark_us
         self._seen: dict[str, int] = {}  # task id -> ended_at, within the overlap window
+        self._floor_us = 0 if watermark_us is None else watermark_us
         self.pages = 0
 
     async def poll_once(self) -> None:
         """Read and publish every task ended since the watermark minus the overlap."""
         if self.watermark_us is None:
             self.watermark_us = await self._first_watermark()
-        cursor, page = self.watermark_us - self.overlap_us, 0
+            # Nothing that ended before the start point counts, not even in overlap re-reads.
+            self._floor_us = self.watermark_us
+        cursor, page = max(self.watermark_us - self.overlap_us, self._floor_us), 0
         while True:
             tasks = await self._page(cursor, page)
             facts = [convert.task_fact(t, self.detailed) for t in tasks]

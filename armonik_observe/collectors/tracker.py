@@ -21,6 +21,7 @@ _NAMES = {status.name: status for status in TaskStatus}
 # Ended ids are remembered this long: long enough for a late duplicate of the final status,
 # and for the task facts of the same ends to be matched against the stream (event lag).
 RECENT_END_SECONDS = 120
+RECENT_END_LIMIT = 200_000  # per session, whatever the end rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,8 @@ class TaskTracker:
             return ADVANCED
         rank = TASK_STATUS_RANK[status]
         packed = self._tasks.get(task_id)
+        if packed is None and task_id in self._ended:
+            return self._drop(DUPLICATE)  # anything after the end is late news
         if packed is None and new and status != TaskStatus.CREATING:
             if status not in TERMINAL_TASK_STATUSES:
                 self._track(task_id, None, status, rank, now_s)
@@ -94,7 +97,7 @@ class TaskTracker:
         ended = self._ended
         ended[task_id] = now_s
         horizon = now_s - RECENT_END_SECONDS
-        while ended and next(iter(ended.values())) < horizon:
+        while ended and (len(ended) > RECENT_END_LIMIT or next(iter(ended.values())) < horizon):
             del ended[next(iter(ended))]
         return ADVANCED
 

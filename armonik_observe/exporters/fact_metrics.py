@@ -10,9 +10,10 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from armonik_observe.exporters.exposition import Family, to_metric
 from armonik_observe.exporters.metrics_table import DURATION_BUCKETS, FACT_LABELS, spec
 from armonik_observe.model import TaskFact
 
@@ -41,17 +42,12 @@ class HistogramSeries:
         values[bisect_left(self.bounds, seconds)] += 1
         values[-1] += seconds
 
-    def family(self, name: str, documentation: str) -> HistogramMetricFamily:
-        """Build the histogram family for a scrape."""
-        family = HistogramMetricFamily(name, documentation, labels=FACT_LABELS)
-        edges = [*(f"{b:g}" for b in self.bounds), "+Inf"]
-        for labels, values in self.series.items():
-            running, buckets = 0.0, []
-            for edge, count in zip(edges, values[:-1], strict=True):
-                running += count
-                buckets.append((edge, running))
-            family.add_metric(list(labels), buckets, values[-1])
-        return family
+    def family(self, name: str, documentation: str) -> Family:
+        """The histogram family for a scrape."""
+        edges = (*(f"{b:g}" for b in self.bounds), "+Inf")
+        rows = [(labels, values[:-1], values[-1]) for labels, values in self.series.items()]
+        return Family(name, "histogram", documentation, FACT_LABELS, histogram_rows=rows,
+                      bucket_edges=edges)
 
 
 class FactMetrics(Collector):
@@ -73,12 +69,14 @@ class FactMetrics(Collector):
                 if micros is not None:
                     histogram.observe(labels, micros / 1_000_000)
 
-    def collect(self) -> Iterator[Metric]:
-        """Build the families fresh for this scrape."""
-        counter_spec = spec("armonik_tasks_ended")
-        counter = CounterMetricFamily(counter_spec.name, counter_spec.help, labels=FACT_LABELS)
-        for labels, count in self.ended.items():
-            counter.add_metric(list(labels), count)
-        yield counter
+    def families(self) -> Iterator[Family]:
+        """The families, built fresh for this scrape."""
+        counter = spec("armonik_tasks_ended")
+        rows = [(labels, float(count)) for labels, count in self.ended.items()]
+        yield Family(counter.name, "counter", counter.help, FACT_LABELS, rows=rows)
         for name, histogram in self.histograms.items():
             yield histogram.family(name, spec(name).help)
+
+    def collect(self) -> Iterator[Metric]:
+        """The families as prometheus_client metrics."""
+        return map(to_metric, self.families())

@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
+from armonik_observe.exporters.exposition import Family, Renderer, to_metric
 from armonik_observe.exporters.fact_metrics import FactMetrics
 from armonik_observe.exporters.metrics_table import RPC_BUCKETS, spec
 from armonik_observe.exporters.observed import ObservedState
-from armonik_observe.exporters.state_metrics import StateMetrics, gauge
+from armonik_observe.exporters.state_metrics import StateMetrics, family
 from armonik_observe.model import EventKind
 from armonik_observe.pipeline import Batch
 
@@ -40,11 +43,6 @@ class SelfStatus:
     lag_seconds: Mapping[str, float] = field(default_factory=dict)
 
 
-def _counter(name: str, labels: tuple[str, ...] = ()) -> CounterMetricFamily:
-    metric = spec(name)
-    return CounterMetricFamily(metric.name, metric.help, labels=labels or metric.labels)
-
-
 class SelfMetrics(Collector):
     """armonik_observe_* families and the stuck-task gauge, from a SelfStatus snapshot."""
 
@@ -53,39 +51,37 @@ class SelfMetrics(Collector):
         self._version = version
 
     def collect(self) -> Iterator[Metric]:
-        """Build the exporter's own families for this scrape."""
+        """The families as prometheus_client metrics."""
+        return map(to_metric, self.families())
+
+    def families(self) -> Iterator[Family]:
+        """The exporter's own families for this scrape."""
         status = self._status()
-        build = InfoMetricFamily("armonik_observe_build", spec("armonik_observe_build_info").help,
-                                 labels=["version"])
-        build.add_metric([self._version], {})
-        yield build
-        yield _labelled(_counter("armonik_observe_events_received"), status.events_received)
-        yield _labelled(gauge("armonik_observe_event_streams"), status.stream_states)
-        yield _labelled(_counter("armonik_observe_dropped"), status.dropped)
-        yield _single(_counter("armonik_observe_stream_reconnects"), status.reconnects)
-        yield _single(gauge("armonik_observe_tasks_tracked"), status.tasks_tracked)
-        yield _single(gauge("armonik_observe_followed_sessions"), status.followed)
-        yield _single(gauge("armonik_observe_unfollowed_sessions"), status.unfollowed)
+        yield family("armonik_observe_build_info", [((self._version,), 1.0)])
+        yield family("armonik_observe_events_received", _by_label(status.events_received))
+        yield family("armonik_observe_event_streams", _by_label(status.stream_states))
+        yield family("armonik_observe_dropped", _by_label(status.dropped))
+        yield family("armonik_observe_stream_reconnects", [((), float(status.reconnects))])
+        yield family("armonik_observe_tasks_tracked", [((), float(status.tasks_tracked))])
+        yield family("armonik_observe_followed_sessions", [((), float(status.followed))])
+        yield family("armonik_observe_unfollowed_sessions", [((), float(status.unfollowed))])
         if status.last_event_at is not None:
-            yield _single(gauge("armonik_observe_last_event_timestamp_seconds"),
-                          status.last_event_at)
-        yield _labelled(gauge("armonik_observe_event_lag_seconds"), status.lag_seconds)
-        stuck = gauge("armonik_tasks_stuck")
-        for (partition, task_status), count in sorted(status.stuck.items()):
-            stuck.add_metric([partition, task_status], float(count))
-        yield stuck
+            yield family("armonik_observe_last_event_timestamp_seconds",
+                         [((), status.last_event_at)])
+        yield family("armonik_observe_event_lag_seconds", _by_label(status.lag_seconds))
+        stuck = [(labels, float(count)) for labels, count in sorted(status.stuck.items())]
+        yield family("armonik_tasks_stuck", stuck)
 
 
-def _labelled(family: GaugeMetricFamily | CounterMetricFamily,
-              values: Mapping[str, float]) -> Metric:
-    for label, value in sorted(values.items()):
-        family.add_metric([label], float(value))
-    return family
+def _by_label(values: Mapping[str, float]) -> list[tuple[tuple[str], float]]:
+    return [((label,), float(value)) for label, value in sorted(values.items())]
 
 
-def _single(family: GaugeMetricFamily | CounterMetricFamily, value: float) -> Metric:
-    family.add_metric([], float(value))
-    return family
+def _without_created(text: str) -> str:
+    """Drop the `_created` families the text format shows as separate gauges."""
+    families = text.split("# HELP ")
+    kept = [f for f in families if f and not f.split(" ", 1)[0].endswith("_created")]
+    return "".join(f"# HELP {f}" for f in kept)
 
 
 class PrometheusSink:
@@ -106,15 +102,25 @@ class PrometheusSink:
         self.registry = registry
         self.state = state or ObservedState()
         self.facts = FactMetrics()
-        registry.register(StateMetrics(self.state, up=up, core_compat=core_compat))
-        registry.register(self.facts)
-        registry.register(SelfMetrics(self_status, version))
+        self._collectors: list[StateMetrics | FactMetrics | SelfMetrics] = [
+            StateMetrics(self.state, up=up, core_compat=core_compat),
+            self.facts,
+            SelfMetrics(self_status, version),
+        ]
+        for collector in self._collectors:
+            registry.register(collector)
+        # prometheus_client's own metrics live in a small registry of their own too, so that
+        # /metrics can render them with the library and everything else with the fast path.
+        self._library = CollectorRegistry()
         transitions = spec("armonik_task_status_transitions")
         self.transitions = Counter(transitions.name, transitions.help, transitions.labels,
-                                   registry=registry)
+                                   registry=self._library)
         rpc = spec("armonik_observe_rpc_duration_seconds")
         self.rpc_duration = Histogram(rpc.name, rpc.help, rpc.labels, buckets=RPC_BUCKETS,
-                                      registry=registry)
+                                      registry=self._library)
+        registry.register(self.transitions)
+        registry.register(self.rpc_duration)
+        self._renderer = Renderer()
 
     async def start(self) -> None:
         """Nothing to prepare: the registry is live from construction."""
@@ -140,6 +146,16 @@ class PrometheusSink:
     def observe_rpc(self, rpc: str, code: str, seconds: float) -> None:
         """Record one call to the control plane (the Connection's observer)."""
         self.rpc_duration.labels(rpc, code).observe(seconds)
+
+    def render(self, openmetrics: bool) -> bytes:
+        """The whole exposition, in the text format or in OpenMetrics."""
+        families = (f for collector in self._collectors for f in collector.families())
+        parts = list(self._renderer.render(families, openmetrics))
+        if openmetrics:
+            parts.append(generate_openmetrics(self._library).decode())  # ends with "# EOF"
+        else:
+            parts.append(_without_created(generate_latest(self._library).decode()))
+        return "".join(parts).encode()
 
     async def flush(self) -> None:
         """Metrics are visible as soon as they are consumed."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from armonik_observe.exporters.exposition import Family, LabelValues, to_metric
 from armonik_observe.exporters.metrics_table import spec
 from armonik_observe.exporters.observed import ObservedState
 from armonik_observe.model import HealthStatus, TaskStatus
@@ -19,16 +20,23 @@ HEALTH_STATES = [s.name for s in HealthStatus]
 COMPAT_STATUSES = ("submitted", "dispatched", "processing")
 _INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
 
+Rows = Sequence[tuple[LabelValues, float]]
 
-def gauge(name: str, labels: tuple[str, ...] | None = None) -> GaugeMetricFamily:
-    """An empty gauge family named and documented from the metric table."""
+
+def family(name: str, rows: Rows, kind: str | None = None) -> Family:
+    """A family named, typed and documented from the metric table."""
     metric = spec(name)
-    return GaugeMetricFamily(metric.name, metric.help, labels=labels or metric.labels)
+    return Family(metric.name, kind or metric.kind, metric.help, metric.labels, rows=rows)
 
 
 def compat_partition(partition: str) -> str:
     """A partition name as the official exporter writes it in a metric name."""
     return _INVALID_NAME_CHARS.sub("_", partition)
+
+
+def _with_unknown(counts: dict[str, int]) -> list[str]:
+    """Every known status, then any UNKNOWN_<n> the server reported."""
+    return TASK_STATUSES + sorted(set(counts) - set(TASK_STATUSES))
 
 
 class StateMetrics(Collector):
@@ -42,11 +50,13 @@ class StateMetrics(Collector):
         self._core_compat = core_compat
 
     def collect(self) -> Iterator[Metric]:
-        """Build every polled family for this scrape."""
-        up = gauge("armonik_up")
-        up.add_metric([], 1.0 if self._up() else 0.0)
-        yield up
-        yield from self._health()
+        """The families as prometheus_client metrics."""
+        return map(to_metric, self.families())
+
+    def families(self) -> Iterator[Family]:
+        """Every polled family, built for this scrape."""
+        yield family("armonik_up", [((), 1.0 if self._up() else 0.0)])
+        yield self._health()
         yield from self._versions()
         yield self._tasks()
         yield self._sessions()
@@ -55,63 +65,62 @@ class StateMetrics(Collector):
         if self._core_compat:
             yield from self._compat()
 
-    def _health(self) -> Iterator[Metric]:
-        family = gauge("armonik_service_health")
-        for service, sample in sorted(self._state.health.items()):
-            for state in HEALTH_STATES:
-                family.add_metric([service, state], 1.0 if sample.status == state else 0.0)
-        yield family
+    def _health(self) -> Family:
+        rows = [
+            ((service, state), 1.0 if sample.status == state else 0.0)
+            for service, sample in sorted(self._state.health.items())
+            for state in HEALTH_STATES
+        ]
+        return family("armonik_service_health", rows)
 
-    def _versions(self) -> Iterator[Metric]:
+    def _versions(self) -> Iterator[Family]:
         versions = self._state.versions
-        if versions is None:
-            return
-        for name, value in (("armonik_api", versions.api), ("armonik_core", versions.core)):
-            family = InfoMetricFamily(name, spec(f"{name}_info").help, labels=["version"])
-            family.add_metric([value], {})
-            yield family
+        if versions is not None:
+            yield family("armonik_api_info", [((versions.api,), 1.0)])
+            yield family("armonik_core_info", [((versions.core,), 1.0)])
 
-    def _tasks(self) -> Metric:
-        family = gauge("armonik_tasks")
-        for partition, counts in sorted(self._state.partition_counts.items()):
-            extra = sorted(set(counts) - set(TASK_STATUSES))  # unknown statuses: UNKNOWN_<n>
-            for status in TASK_STATUSES + extra:
-                family.add_metric([partition, status], float(counts.get(status, 0)))
-        return family
+    def _tasks(self) -> Family:
+        rows = [
+            ((partition, status), float(counts.get(status, 0)))
+            for partition, counts in sorted(self._state.partition_counts.items())
+            for status in _with_unknown(counts)
+        ]
+        return family("armonik_tasks", rows)
 
-    def _sessions(self) -> Metric:
-        family = gauge("armonik_sessions")
+    def _sessions(self) -> Family:
         counts: dict[str, int] = dict.fromkeys(SESSION_STATUSES, 0)
         for session in self._state.sessions.values():
             counts[session.status] = counts.get(session.status, 0) + 1
-        for status, count in counts.items():
-            family.add_metric([status], float(count))
-        return family
+        return family("armonik_sessions", [((s,), float(n)) for s, n in counts.items()])
 
-    def _partitions(self) -> Iterator[Metric]:
-        families = {
+    def _partitions(self) -> Iterator[Family]:
+        attributes = {
             "armonik_partition_pod_max": "pod_max",
             "armonik_partition_pod_reserved": "pod_reserved",
             "armonik_partition_priority": "priority",
         }
-        for name, attribute in families.items():
-            family = gauge(name)
-            for partition in self._state.partitions.values():
-                family.add_metric([partition.partition_id], float(getattr(partition, attribute)))
-            yield family
+        partitions = self._state.partitions.values()
+        for name, attribute in attributes.items():
+            rows = [((p.partition_id,), float(getattr(p, attribute))) for p in partitions]
+            yield family(name, rows)
 
-    def _per_session(self) -> Iterator[Metric]:
-        tasks = gauge("armonik_session_tasks")
-        eta = gauge("armonik_session_completion_eta_seconds")
-        for session_id, counts in sorted(self._state.session_counts.items()):
-            for status in TASK_STATUSES:
-                tasks.add_metric([session_id, status], float(counts.get(status, 0)))
-            progress = self._state.progress.get(session_id)
-            eta.add_metric([session_id], progress.eta_seconds() if progress else float("nan"))
-        yield tasks
-        yield eta
+    def _per_session(self) -> Iterator[Family]:
+        sessions = sorted(self._state.session_counts.items())
+        tasks = [
+            ((session_id, status), float(counts.get(status, 0)))
+            for session_id, counts in sessions
+            for status in _with_unknown(counts)
+        ]
+        yield family("armonik_session_tasks", tasks)
+        progress = self._state.progress
+        eta = [
+            ((session_id,), progress[session_id].eta_seconds() if session_id in progress
+             else float("nan"))
+            for session_id, _ in sessions
+        ]
+        yield family("armonik_session_completion_eta_seconds", eta)
 
-    def _compat(self) -> Iterator[Metric]:
+    def _compat(self) -> Iterator[Family]:
         totals = dict.fromkeys(COMPAT_STATUSES, 0)
         for partition, counts in sorted(self._state.partition_counts.items()):
             if partition not in self._state.partitions:
@@ -123,9 +132,11 @@ class StateMetrics(Collector):
         yield from _compat_families("armonik_tasks", totals)
 
 
-def _compat_families(prefix: str, values: dict[str, int]) -> Iterator[Metric]:
+def _compat_families(prefix: str, values: dict[str, int]) -> Sequence[Family]:
     queued = sum(values.values())
-    for status, value in (("queued", queued), *values.items()):
-        name = f"{prefix}_{status}"
-        yield GaugeMetricFamily(name, f"{name} (official ArmoniK metrics exporter name)",
-                                value=float(value))
+    return [
+        Family(f"{prefix}_{status}", "gauge",
+               f"{prefix}_{status} (official ArmoniK metrics exporter name)", (),
+               rows=[((), float(value))])
+        for status, value in (("queued", queued), *values.items())
+    ]
