@@ -177,6 +177,7 @@ class ControlPlane(SessionOperations):
     def end(self, task: SimTask, status: TaskStatus, error: str = "") -> None:
         """Give a task its final status; outputs complete or abort, children follow."""
         task.ended_at = self.now()
+        self.ended.append(task)
         task.output_success = status == TaskStatus.COMPLETED
         task.output_error = error
         if error:

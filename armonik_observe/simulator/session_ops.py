@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import grpc
@@ -112,6 +113,8 @@ class SessionOperations(ResultOperations):
             task = self.tasks.pop(task_id, None)
             if task is not None:
                 self.deleted_tasks[task_id] = task
+                if task.ended_at is not None:
+                    bisect.insort(self.deleted_ends, task.ended_at)
         for result_id in state.result_ids:
             self.results.pop(result_id, None)
         return state.record

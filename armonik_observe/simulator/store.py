@@ -78,6 +78,10 @@ class PlaneStore(ABC):
         self.tasks: dict[str, SimTask] = {}
         self.results: dict[str, SimResult] = {}
         self.deleted_tasks: dict[str, SimTask] = {}
+        # Tasks in the order they ended; simulated time never goes back, so this is sorted by
+        # ended_at: the simulator's stand-in for a database index on that field.
+        self.ended: list[SimTask] = []
+        self.deleted_ends: list[int] = []  # sorted ended_at of the ended tasks later deleted
         self._waiting: dict[str, list[str]] = {}
         self._missing: dict[str, int] = {}
         self._children: dict[str, list[str]] = {}

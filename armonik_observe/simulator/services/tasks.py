@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from armonik.protogen.client.tasks_service_pb2_grpc import TasksServicer
 from armonik.protogen.common import filters_common_pb2 as filters_pb
-from armonik.protogen.common import objects_pb2
+from armonik.protogen.common import objects_pb2, sort_direction_pb2
 from armonik.protogen.common import tasks_common_pb2 as pb
 from armonik.protogen.common import tasks_fields_pb2 as fields_pb
 
@@ -19,7 +21,10 @@ from armonik_observe.simulator.records import SimTask
 from armonik_observe.simulator.services.base import PlaneServicer, invalid, unary
 
 _SESSION_ID = fields_pb.TASK_SUMMARY_ENUM_FIELD_SESSION_ID
+_ENDED_AT = fields_pb.TASK_SUMMARY_ENUM_FIELD_ENDED_AT
 _EQUAL = filters_pb.FILTER_STRING_OPERATOR_EQUAL
+_AFTER_OR_EQUAL = filters_pb.FILTER_DATE_OPERATOR_AFTER_OR_EQUAL
+_ASC = sort_direction_pb2.SORT_DIRECTION_ASC
 
 
 class Tasks(PlaneServicer, TasksServicer):
@@ -36,6 +41,9 @@ class Tasks(PlaneServicer, TasksServicer):
     def _page(self, request: Any) -> tuple[list[SimTask], int]:
         if not request.HasField("sort"):
             raise invalid("sort must be set")
+        since = _ended_since_by_end(request)
+        if since is not None:
+            return self._ended_since(since, request.page, request.page_size)
         filters = request.filters
         if _only_names_sessions(filters):
             filters = None  # the candidates already are exactly the session's tasks
@@ -43,6 +51,26 @@ class Tasks(PlaneServicer, TasksServicer):
             self.candidates(request.filters), Entity.TASK, filters, request.sort.field,
             request.sort.direction, request.page, request.page_size,
         )
+
+    def _ended_since(self, since: int, page: int, page_size: int) -> tuple[list[SimTask], int]:
+        """Tasks ended at or after `since`, oldest end first, read off the ended index."""
+        if page < 0 or page_size < 0:
+            raise invalid("page and page_size must not be negative")
+        plane = self.plane
+        ended, tasks = plane.ended, plane.tasks
+        start = bisect.bisect_left(ended, since, key=lambda t: t.ended_at or 0)
+        deleted = len(plane.deleted_ends) - bisect.bisect_left(plane.deleted_ends, since)
+        skip, found = page * page_size, list[SimTask]()
+        for task in itertools.islice(ended, start, None):
+            if len(found) >= page_size:
+                break
+            if task.task_id not in tasks:
+                continue  # its session was deleted
+            if skip:
+                skip -= 1
+            else:
+                found.append(task)
+        return found, len(ended) - start - deleted
 
     @unary
     def ListTasks(self, request: Any, context: Any) -> Any:
@@ -119,6 +147,29 @@ class Tasks(PlaneServicer, TasksServicer):
                 for t in tasks
             ]
         )
+
+
+def _ended_since_by_end(request: Any) -> int | None:
+    """`since` when the request is exactly "ended_at >= since, sorted by ended_at ascending"."""
+    sort = request.sort
+    if (
+        sort.field.WhichOneof("field") != "task_summary_field"
+        or sort.field.task_summary_field.field != _ENDED_AT
+        or sort.direction != _ASC
+    ):
+        return None
+    branches = getattr(request.filters, "or")
+    if len(branches) != 1 or len(getattr(branches[0], "and")) != 1:
+        return None
+    (condition,) = getattr(branches[0], "and")
+    if (
+        condition.field.WhichOneof("field") != "task_summary_field"
+        or condition.field.task_summary_field.field != _ENDED_AT
+        or condition.WhichOneof("value_condition") != "filter_date"
+        or condition.filter_date.operator != _AFTER_OR_EQUAL
+    ):
+        return None
+    return convert.timestamp_micros(condition.filter_date.value)
 
 
 def _only_names_sessions(filters: Any) -> bool:
