@@ -110,6 +110,7 @@ class ControlPlane(SessionOperations):
         self.tasks[task_id] = task
         state.task_ids.append(task_id)
         state.active += 1
+        state.version += 1
         for result_id in task.expected_output_ids:
             result = self.results[result_id]
             if result.owner_task_id:
@@ -224,6 +225,7 @@ class ControlPlane(SessionOperations):
             raise AssertionError(f"task {task.task_id}: {task.status.name} -> {status.name}")
         task.status = status
         task.history.append(status)
+        self.sessions[task.session_id].version += 1
         if status in TERMINAL_TASK_STATUSES:
             state = self.sessions[task.session_id]
             state.active -= 1

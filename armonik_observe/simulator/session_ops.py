@@ -109,6 +109,7 @@ class SessionOperations(ResultOperations):
         self.cancel_tasks(self.session_tasks(session_id), "session deleted")
         state.record.status = SessionStatus.DELETED
         state.record.deleted_at = self.now()
+        state.version += 1
         for task_id in state.task_ids:
             task = self.tasks.pop(task_id, None)
             if task is not None:

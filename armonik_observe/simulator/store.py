@@ -53,6 +53,7 @@ class SessionState:
     task_ids: list[str] = field(default_factory=list)
     result_ids: list[str] = field(default_factory=list)
     active: int = 0  # tasks not yet in a final status
+    version: int = 0  # bumped on every change to one of its tasks (for cached sorts)
 
 
 class PlaneStore(ABC):

@@ -15,8 +15,8 @@ from armonik.protogen.common import tasks_common_pb2 as pb
 from armonik.protogen.common import tasks_fields_pb2 as fields_pb
 
 from armonik_observe.simulator import convert
-from armonik_observe.simulator.plane import TaskCreation
-from armonik_observe.simulator.query import Entity, compile_filters, run_list_query
+from armonik_observe.simulator.plane import ControlPlane, TaskCreation
+from armonik_observe.simulator.query import Entity, compile_filters, paginate, run_list_query
 from armonik_observe.simulator.records import SimTask
 from armonik_observe.simulator.services.base import PlaneServicer, invalid, unary
 
@@ -25,10 +25,15 @@ _ENDED_AT = fields_pb.TASK_SUMMARY_ENUM_FIELD_ENDED_AT
 _EQUAL = filters_pb.FILTER_STRING_OPERATOR_EQUAL
 _AFTER_OR_EQUAL = filters_pb.FILTER_DATE_OPERATOR_AFTER_OR_EQUAL
 _ASC = sort_direction_pb2.SORT_DIRECTION_ASC
+_SORT_CACHE_SIZE = 16
 
 
 class Tasks(PlaneServicer, TasksServicer):
     """Task queries and submission."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        super().__init__(plane)
+        self._sorted: dict[tuple[bytes, bytes], tuple[tuple[int, ...], list[SimTask]]] = {}
 
     def candidates(self, filters: Any) -> Iterable[SimTask]:
         """The tasks a filter can match: a session's tasks when every branch names one."""
@@ -44,13 +49,34 @@ class Tasks(PlaneServicer, TasksServicer):
         since = _ended_since_by_end(request)
         if since is not None:
             return self._ended_since(since, request.page, request.page_size)
-        filters = request.filters
-        if _only_names_sessions(filters):
-            filters = None  # the candidates already are exactly the session's tasks
+        if _sessions_named(request.filters) is not None:
+            return paginate(self._sorted_in_sessions(request), request.page, request.page_size)
         return run_list_query(
-            self.candidates(request.filters), Entity.TASK, filters, request.sort.field,
+            self.candidates(request.filters), Entity.TASK, request.filters, request.sort.field,
             request.sort.direction, request.page, request.page_size,
         )
+
+    def _sorted_in_sessions(self, request: Any) -> list[SimTask]:
+        """Every match of a session-scoped query, sorted; kept while those sessions are still.
+
+        Clients page through a session's tasks one request per page: sorting the whole session
+        again for each page would make the pass quadratic.
+        """
+        sessions = sorted(_sessions_named(request.filters) or ())
+        states = self.plane.sessions
+        versions = tuple(states[s].version if s in states else -1 for s in sessions)
+        key = (request.filters.SerializeToString(), request.sort.SerializeToString())
+        cached = self._sorted.get(key)
+        if cached is not None and cached[0] == versions:
+            return cached[1]
+        filters = None if _only_names_sessions(request.filters) else request.filters
+        candidates = list(self.candidates(request.filters))
+        ordered, _ = run_list_query(candidates, Entity.TASK, filters, request.sort.field,
+                                    request.sort.direction, 0, len(candidates))
+        if len(self._sorted) >= _SORT_CACHE_SIZE:
+            self._sorted.pop(next(iter(self._sorted)))
+        self._sorted[key] = (versions, ordered)
+        return ordered
 
     def _ended_since(self, since: int, page: int, page_size: int) -> tuple[list[SimTask], int]:
         """Tasks ended at or after `since`, oldest end first, read off the ended index."""
