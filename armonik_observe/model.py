@@ -272,3 +272,20 @@ class Versions:
 
     core: str
     api: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRecord:
+    """One result as ListResults reports it (ResultRaw); times are epoch microseconds."""
+
+    session_id: str
+    result_id: str
+    name: str
+    owner_task_id: str
+    status: str
+    created_at: Micros | None
+    completed_at: Micros | None
+    size: int
+    created_by: str = ""
+    opaque_id: str = ""  # hex of the opaque id bytes
+    manual_deletion: bool = False

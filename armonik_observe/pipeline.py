@@ -16,6 +16,7 @@ from typing import Protocol
 from armonik_observe.model import (
     HealthSample,
     PartitionInfo,
+    ResultRecord,
     SessionEvent,
     SessionInfo,
     StatusCounts,
@@ -36,6 +37,7 @@ class Batch:
     partitions: list[PartitionInfo] = field(default_factory=list)
     counts: list[StatusCounts] = field(default_factory=list)
     health: list[HealthSample] = field(default_factory=list)
+    results: list[ResultRecord] = field(default_factory=list)
     versions: Versions | None = None
 
 

@@ -67,6 +67,10 @@ class TaskFactsPoller(Poller):
             cursor, page = (last, 0) if last > cursor else (cursor, page + 1)
         self._forget_old()
 
+    def start_point(self) -> int | None:
+        """The server time from which ended tasks count, once the first pass has placed it."""
+        return None if self.watermark_us is None else self._floor_us
+
     async def _first_watermark(self) -> int:
         """Start at the newest end minus the backfill window, or at 0 when nothing has ended."""
         reply = await self.connection.call(

@@ -1,0 +1,124 @@
+"""Results of ended sessions: one ListResults sweep per session once it stops taking work.
+
+Results only matter to the archive. A session's results are read once, when discovery sees it
+cancelled, closed or purged, paged 1,000 at a time; sessions that ended before the task-facts
+start point are left alone, like their tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from armonik.protogen.client.results_service_pb2_grpc import ResultsStub
+from armonik.protogen.common import filters_common_pb2 as filters
+from armonik.protogen.common import results_common_pb2 as results
+from armonik.protogen.common import results_fields_pb2 as result_fields
+from armonik.protogen.common import results_filters_pb2 as result_filters
+from armonik.protogen.common import sort_direction_pb2 as direction
+
+from armonik_observe.collectors import convert
+from armonik_observe.collectors.poller import Poller, Publish
+from armonik_observe.collectors.retry import Connection
+from armonik_observe.model import ResultRecord, SessionInfo
+from armonik_observe.pipeline import Batch
+
+PAGE_SIZE = 1000
+ENDED = frozenset({"CANCELLED", "CLOSED", "PURGED"})
+SWEPT_MEMORY = 100_000  # session ids remembered as swept, at most
+
+
+def result_record(result: Any) -> ResultRecord:
+    """Convert a ResultRaw."""
+    return ResultRecord(
+        session_id=result.session_id,
+        result_id=result.result_id,
+        name=result.name,
+        owner_task_id=result.owner_task_id,
+        status=convert.result_status(result.status),
+        created_at=convert.micros(result, "created_at"),
+        completed_at=convert.micros(result, "completed_at"),
+        size=result.size,
+        created_by=result.created_by,
+        opaque_id=bytes(result.opaque_id).hex(),
+        manual_deletion=result.manual_deletion,
+    )
+
+
+def _results_of(session_id: str, page: int) -> Any:
+    field = result_fields.ResultField(
+        result_raw_field=result_fields.ResultRawField(
+            field=result_fields.RESULT_RAW_ENUM_FIELD_CREATED_AT
+        )
+    )
+    session_field = result_fields.ResultField(
+        result_raw_field=result_fields.ResultRawField(
+            field=result_fields.RESULT_RAW_ENUM_FIELD_SESSION_ID
+        )
+    )
+    condition = result_filters.FilterField(
+        field=session_field,
+        filter_string=filters.FilterString(
+            value=session_id, operator=filters.FILTER_STRING_OPERATOR_EQUAL
+        ),
+    )
+    return results.ListResultsRequest(
+        page=page,
+        page_size=PAGE_SIZE,
+        filters=result_filters.Filters(
+            **{"or": [result_filters.FiltersAnd(**{"and": [condition]})]}
+        ),
+        sort=results.ListResultsRequest.Sort(field=field, direction=direction.SORT_DIRECTION_ASC),
+    )
+
+
+class ResultsSweeper(Poller):
+    """Reads every result of each session that ended since the start point, once."""
+
+    name = "results"
+
+    def __init__(
+        self,
+        *,
+        connection: Connection,
+        publish: Publish,
+        interval: float,
+        sessions: Callable[[], list[SessionInfo]],
+        start_point: Callable[[], int | None],
+    ) -> None:
+        super().__init__(connection=connection, publish=publish, interval=interval)
+        self._sessions = sessions
+        self._start_point = start_point
+        self._swept: dict[str, None] = {}
+
+    async def poll_once(self) -> None:
+        """Sweep the sessions that ended since the last pass."""
+        start = self._start_point()
+        if start is None:
+            return  # the task facts have not placed their start point yet
+        for session in self._sessions():
+            ended = session.ended_at
+            due = session.status in ENDED and ended is not None and ended >= start
+            if due and session.session_id not in self._swept:
+                await self._sweep(session.session_id)
+
+    async def _page(self, session_id: str, page: int) -> Any:
+        request = _results_of(session_id, page)
+        return await self.connection.call(
+            "ListResults", lambda ch: ResultsStub(ch).ListResults(request)
+        )
+
+    async def _sweep(self, session_id: str) -> None:
+        page, read = 0, 0
+        while True:
+            reply = await self._page(session_id, page)
+            records = [result_record(r) for r in reply.results]
+            if records:
+                self.publish(Batch(results=records))
+            read += len(records)
+            page += 1
+            if read >= reply.total or not records:
+                break
+        self._swept[session_id] = None
+        if len(self._swept) > SWEPT_MEMORY:
+            del self._swept[next(iter(self._swept))]
