@@ -1,0 +1,149 @@
+"""Reading an archive: DuckDB views and Polars frames over the readable segments.
+
+Each connection sees the segments that existed when it was made: a snapshot, never a lock, so
+readers never wait on the writer (which holds no database file open) and the writer never waits
+on readers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from armonik_observe.archive import layout, views
+from armonik_observe.archive.layout import ArchiveError
+from armonik_observe.archive.schema import TABLES, TableSpec, empty_table, spec
+from armonik_observe.archive.segments import SegmentIndex
+
+
+@dataclass(frozen=True, slots=True)
+class TableStats:
+    """Size of one table on disk: readable segments, rows as written (duplicates included)."""
+
+    files: int
+    rows: int
+    bytes: int
+
+
+def open(directory: Path | str) -> Archive:
+    """Open the archive at `directory` for reading; ArchiveError if it is not one."""
+    path = Path(directory)
+    layout.check_marker(path)
+    return Archive(path)
+
+
+class Archive:
+    """An archive directory, read through DuckDB views or Polars lazy frames."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._index = SegmentIndex(directory)
+        self._connection: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """Problems met so far: each skipped segment, by name."""
+        return self._index.warnings
+
+    def files(self, table: str) -> list[Path]:
+        """The readable segments of a table, as of now."""
+        return [segment.path for segment in self._index.segments(spec(table))]
+
+    # -- DuckDB ----------------------------------------------------------------------------
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A new in-memory DuckDB connection with every view; the caller closes it."""
+        connection = duckdb.connect(":memory:")
+        try:
+            self.install(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def install(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """Create the `<table>_raw` relations and the views in a DuckDB connection."""
+        connection.execute("SET TimeZone = 'UTC'")
+        for table in TABLES:
+            self._install_raw(connection, table)
+        views.install(connection, tuple(table.name for table in TABLES))
+
+    def _install_raw(self, connection: duckdb.DuckDBPyConnection, table: TableSpec) -> None:
+        name = f"{table.name}_raw"
+        files = [str(path) for path in self.files(table.name)]
+        if not files:
+            connection.register(name, empty_table(table.name))
+            return
+        # The file list goes in as data, through the relation API: no SQL is built from paths.
+        relation = connection.read_parquet(files, hive_partitioning=True, union_by_name=True)
+        relation.to_view(name)
+
+    def __enter__(self) -> Archive:
+        if self._connection is not None:
+            raise ArchiveError(f"the archive at {self.directory} is already open")
+        self._connection = self.connect()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The connection owned by a `with` block."""
+        if self._connection is None:
+            raise ArchiveError("Archive.connection exists only inside `with archive:`; "
+                               "use connect() otherwise")
+        return self._connection
+
+    def query(self, sql: str, parameters: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one parameterised query and return its rows."""
+        with self._borrowed() as connection:
+            return connection.execute(sql, parameters or []).fetchall()
+
+    @contextmanager
+    def _borrowed(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._connection is not None:
+            yield self._connection
+            return
+        connection = self.connect()
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    # -- Polars and summaries --------------------------------------------------------------
+
+    def lazy(self, table: str, *, raw: bool = False) -> pl.LazyFrame:
+        """A Polars LazyFrame of a table; entity tables deduplicated as their view unless raw."""
+        files = [str(path) for path in self.files(table)]
+        if files:
+            frame = pl.scan_parquet(files, hive_partitioning=False, missing_columns="insert")
+        else:
+            frame = pl.DataFrame(empty_table(table)).lazy()
+        rule = views.LAZY_VIEWS.get(table)
+        return frame if raw or rule is None else rule(frame)
+
+    def watermark_us(self) -> int | None:
+        """The latest ended_at of the archived tasks in epoch microseconds, None if none ended."""
+        rows = self.query("SELECT epoch_us(max(ended_at)) FROM tasks_raw")
+        value = rows[0][0] if rows else None
+        return None if value is None else int(value)
+
+    def stats(self) -> dict[str, TableStats]:
+        """Files, rows and bytes per table, from the segments' metadata (no data is read)."""
+        result: dict[str, TableStats] = {}
+        for table in TABLES:
+            found = self._index.segments(table)
+            result[table.name] = TableStats(len(found), sum(s.rows for s in found),
+                                            sum(s.size for s in found))
+        return result

@@ -1,0 +1,271 @@
+"""The archive sink: buffers record batches on the event loop, writes Parquet segments off it.
+
+`consume` only appends references to per-table buffers. A background task flushes them every
+`flush_interval` seconds, or as soon as `max_buffer_rows` rows wait. A flush swaps the buffers out
+and hands them to a worker thread, which groups them by partition, converts them to Arrow in small
+slices and writes one segment per partition. A failed write puts its rows back for the next flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from armonik_observe.archive import layout, schema, segments
+from armonik_observe.archive.layout import ArchiveError
+from armonik_observe.archive.schema import Chunk, TableSpec
+from armonik_observe.pipeline import Batch
+
+log = logging.getLogger(__name__)
+
+# Which Batch field feeds which table.
+BATCH_FIELDS = {"tasks": "facts", "events": "events", "sessions": "sessions",
+                "task_counts": "counts", "health": "health", "results": "results"}
+
+
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """What the sink did so far (for the exporter's self-metrics)."""
+
+    rows_written: int
+    segments_written: int
+    bytes_written: int
+    buffered_rows: int
+    dropped_rows: int
+    write_errors: int
+    last_flush_seconds: float | None
+
+
+# Records freed per step once written: freeing is one C call that holds the GIL throughout.
+RELEASE_ROWS = 2048
+
+
+@dataclass(slots=True)
+class _Group:
+    """The buffered records of one partition of one table."""
+
+    table: TableSpec
+    value: str
+    chunks: list[tuple[int, list[Any]]]
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What a flush's worker thread managed to write."""
+
+    written: list[tuple[int, int]] = field(default_factory=list)  # (rows, bytes) per segment
+    unwritten: list[_Group] = field(default_factory=list)
+    rejected: int = 0  # rows that do not convert to Arrow
+    error: str = ""
+
+
+class ArchiveSink:
+    """A pipeline sink that archives every record as Parquet segments under `directory`."""
+
+    name = "archive"
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        flush_interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        max_buffer_rows: int = 100_000,
+        max_pending_rows: int | None = None,
+        stop_timeout: float = 30.0,
+    ) -> None:
+        layout.prepare(directory)
+        self.directory = directory
+        self.flush_interval = flush_interval
+        self.max_buffer_rows = max_buffer_rows
+        # Rows kept while writes fail; beyond, new records are dropped and counted.
+        self.max_pending_rows = max_pending_rows or 10 * max_buffer_rows
+        self._clock = clock
+        self._stop_timeout = stop_timeout
+        self._buffers: dict[str, list[Chunk]] = {}
+        self._buffered = 0
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._stopped = False
+        self._rows = self._segments = self._bytes = self._dropped = self._errors = 0
+        self._last_flush: float | None = None
+        self._dropping = False
+        self.flushed = asyncio.Event()  # set after every flush that wrote; tests wait on it
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the background flushes."""
+        if self._task is None and not self._stopped:
+            self._task = asyncio.create_task(self._run(), name="archive-flush")
+
+    async def stop(self) -> None:
+        """Flush what is buffered and stop; idempotent, bounded by `stop_timeout`."""
+        if self._stopped:
+            return
+        self._stopped = self._closing = True
+        self._wake.set()
+        try:
+            async with asyncio.timeout(self._stop_timeout):
+                if self._task is not None:
+                    await self._task
+                await self.flush()
+        except TimeoutError:
+            log.error("archive: stop took over %.1fs; %d rows not written",
+                      self._stop_timeout, self._buffered)
+        except ArchiveError as error:
+            log.error("archive: final flush failed, %d rows not written: %s",
+                      self._buffered, error)
+        finally:
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+            self._wake.clear()
+            if self._closing:
+                return  # stop() does the last flush
+            try:
+                await self.flush()
+            except ArchiveError as error:
+                log.warning("archive: %s; retrying at the next flush", error)
+            except Exception:  # a bug must not stop the archive: log it, flush again later
+                log.exception("archive: flush failed")
+
+    # -- intake (on the event loop: appends only) ----------------------------------------
+
+    def consume(self, batch: Batch) -> None:
+        """Buffer a batch's records; the background task writes them."""
+        now = self._now_us()
+        for table, attribute in BATCH_FIELDS.items():
+            records = getattr(batch, attribute)
+            if records:
+                self._add(table, now, records)
+
+    def _add(self, table: str, now: int, records: Sequence[Any]) -> None:
+        if self._buffered + len(records) > self.max_pending_rows:
+            if not self._dropping:  # once until a flush writes again, not once per batch
+                log.warning("archive: %d rows waiting for the disk, dropping new %s rows",
+                            self._buffered, table)
+            self._dropping = True
+            self._dropped += len(records)
+            return
+        # A copy of the list, not of the records: the publisher may reuse its list.
+        self._buffers.setdefault(table, []).append((now, list(records)))
+        self._buffered += len(records)
+        if self._buffered >= self.max_buffer_rows:
+            self._wake.set()
+
+    def _now_us(self) -> int:
+        return int(self._clock() * 1_000_000)
+
+    # -- writing -------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Write everything buffered now; raise ArchiveError if some of it could not be."""
+        async with self._lock:
+            drained, self._buffers, self._buffered = self._buffers, {}, 0
+            if not drained:
+                return
+            started = time.perf_counter()
+            work = asyncio.ensure_future(asyncio.to_thread(_write_all, self.directory, drained))
+            try:
+                outcome = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # The thread cannot be interrupted: account for it (and re-queue what it could
+                # not write) when it ends.
+                work.add_done_callback(lambda done: self._account(done.result(), 0.0))
+                raise
+            self._account(outcome, time.perf_counter() - started)
+        if outcome.error:
+            raise ArchiveError(f"cannot write to the archive at {self.directory}: "
+                               f"{outcome.error}")
+
+    def _account(self, outcome: _Outcome, seconds: float) -> None:
+        self._last_flush = seconds
+        self._dropped += outcome.rejected
+        if outcome.written:
+            self._dropping = False
+            self.flushed.set()
+        for rows, size in outcome.written:
+            self._rows += rows
+            self._segments += 1
+            self._bytes += size
+        if outcome.error:
+            self._errors += 1
+        for group in outcome.unwritten:  # back in front of what arrived meanwhile
+            rows = sum(len(records) for _, records in group.chunks)
+            self._buffers.setdefault(group.table.name, [])[:0] = group.chunks
+            self._buffered += rows
+
+    @property
+    def stats(self) -> WriterStats:
+        """A snapshot of the sink's counters."""
+        return WriterStats(self._rows, self._segments, self._bytes, self._buffered,
+                           self._dropped, self._errors, self._last_flush)
+
+
+# -- in the worker thread -----------------------------------------------------------------
+
+
+def _write_all(directory: Path, drained: dict[str, list[Chunk]]) -> _Outcome:
+    groups = [group for table, chunks in drained.items()
+              for group in _by_partition(schema.spec(table), chunks)]
+    drained.clear()  # the groups now hold the records
+    outcome = _Outcome()
+    for index, group in enumerate(groups):
+        try:
+            outcome.written.append(_write_group(directory, group))
+        except (ValueError, TypeError, AttributeError) as error:
+            # Records Arrow cannot take (ArrowInvalid and ArrowTypeError derive from ValueError
+            # and TypeError) will never convert: drop them rather than retry forever.
+            outcome.rejected += sum(len(records) for _, records in group.chunks)
+            log.error("archive: dropped %s rows of partition %s that do not convert: %s",
+                      group.table.name, group.value, error)
+        except OSError as error:
+            outcome.error = layout.describe(error)
+            outcome.unwritten = groups[index:]
+            groups = groups[:index]
+            break
+    _release(groups)
+    return outcome
+
+
+def _release(groups: list[_Group]) -> None:
+    """Free written records a slice at a time, here rather than on the loop: freeing 200k
+    records at once holds the GIL (and so stalls the event loop) for about 80 ms."""
+    while groups:
+        chunks = groups.pop().chunks
+        while chunks:
+            rows = chunks.pop()[1]
+            while rows:
+                del rows[-RELEASE_ROWS:]
+
+
+def _by_partition(table: TableSpec, chunks: list[Chunk]) -> list[_Group]:
+    key = schema.partition_function(table)
+    groups: dict[str, _Group] = {}
+    for seen, records in chunks:
+        split: dict[str, list[Any]] = {}
+        for record in records:
+            split.setdefault(key(record), []).append(record)
+        for value, rows in split.items():
+            groups.setdefault(value, _Group(table, value, [])).chunks.append((seen, rows))
+    return list(groups.values())
+
+
+def _write_group(directory: Path, group: _Group) -> tuple[int, int]:
+    table = schema.to_arrow(group.table, group.chunks)
+    partition = layout.partition_dir(directory, group.table.name,
+                                     group.table.partition_key, group.value)
+    path = segments.write_segment(partition, table)
+    return table.num_rows, path.stat().st_size
