@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import duckdb
 
 from armonik_observe import __version__
+from armonik_observe.archive import ArchiveError
+from armonik_observe.archive.query import export_archive, run_sql
 from armonik_observe.collectors.channel import EndpointError
 from armonik_observe.config import (
     ServeSettings,
@@ -24,7 +27,8 @@ from armonik_observe.simulator.faults import FaultSpecError
 from armonik_observe.simulator.scenario import ScenarioError
 from armonik_observe.simulator.server import SimulatorError
 
-_USER_ERRORS = (SettingsError, ScenarioError, FaultSpecError, SimulatorError, EndpointError)
+_USER_ERRORS = (SettingsError, ScenarioError, FaultSpecError, SimulatorError, EndpointError,
+                ArchiveError, duckdb.Error)
 ENV = "ARMONIK_OBSERVE"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,6 +113,10 @@ _exporter_options = _options(
     click.option("--max-event-lag", type=float, default=120.0, show_default=True,
                  help="Seconds a session's stream may fall behind before it is degraded to "
                       "counts and task facts."),
+    click.option("--archive-flush-interval", type=float, default=5.0, show_default=True,
+                 help="Seconds between archive writes (what a crash may lose)."),
+    click.option("--archive-retention", default=None,
+                 help="Remove archive partitions older than this, e.g. 30d or 12h."),
     click.option("--core-compat/--no-core-compat", default=True, show_default=True,
                  help="Also expose the official exporter's armonik_*_tasks_<status> names."),
 )
@@ -133,6 +141,8 @@ def simulate(**options: Any) -> None:
 @click.option("--listen", default="0.0.0.0:9419", show_default=True,
               help="host:port of the /metrics server.")
 @click.option("--duration", type=float, default=None, hidden=True)
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory of the Parquet archive of every task, event and poll.")
 @_exporter_options
 def serve(duration: float | None, **options: Any) -> None:
     """Export an ArmoniK control plane's metrics for Prometheus."""
@@ -143,6 +153,9 @@ def serve(duration: float | None, **options: Any) -> None:
 @main.command(**_COMMAND)
 @click.option("--listen", default="127.0.0.1:9419", show_default=True,
               help="host:port of the /metrics server.")
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("demo-archive"), show_default=True,
+              help="Directory of the Parquet archive.")
 @_simulator_options
 @_exporter_options
 def demo(listen: str, **options: Any) -> None:
@@ -159,6 +172,41 @@ def demo(listen: str, **options: Any) -> None:
         return ServeSettings.build(endpoint=endpoint, listen=listen, **options)
 
     _run(run_demo(simulator, serve_settings, click.echo))
+
+
+@main.command(**_COMMAND)
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Archive directory.")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@click.argument("query")
+def sql(archive: Path, output: str, query: str) -> None:
+    """Run a SQL query over the archive's views (tasks, events, sessions, results, ...)."""
+    try:
+        click.echo(run_sql(archive, query, output), nl=False)
+    except _USER_ERRORS as error:
+        raise UserError(str(error).splitlines()[0]) from None
+
+
+@main.group(name="archive")
+def archive_group() -> None:
+    """Work on an archive directory."""
+
+
+@archive_group.command(name="export", **_COMMAND)
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--to", "target", type=click.Path(path_type=Path), required=True,
+              help="A .duckdb file, or a directory with --format parquet.")
+@click.option("--format", "kind", type=click.Choice(["duckdb", "parquet"]), default="duckdb",
+              show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing target.")
+def export(archive: Path, target: Path, kind: str, overwrite: bool) -> None:
+    """Export the archive to one DuckDB file or to a clean Parquet dataset."""
+    try:
+        written = export_archive(archive, target, kind, overwrite)
+    except _USER_ERRORS as error:
+        raise UserError(str(error).splitlines()[0]) from None
+    click.echo(f"exported {archive} to {written}")
 
 
 T = TypeVar("T")

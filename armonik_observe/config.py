@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,14 @@ class ServeSettings:
     backfill: float = 0.0
     facts_overlap: float = 30.0
     max_event_lag: float = 120.0
+    archive: Path | None = None
+    archive_flush_interval: float = 5.0
+    archive_retention: timedelta | None = None
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
         for name in ("session_interval", "count_interval", "health_interval", "facts_interval",
-                     "stuck_threshold", "max_event_lag"):
+                     "stuck_threshold", "max_event_lag", "archive_flush_interval"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"--{name.replace('_', '-')}: must be positive")
         for name in ("max_followed_sessions", "max_tracked_tasks"):
@@ -120,9 +124,12 @@ class ServeSettings:
         certificate_authority: Path | None = None,
         client_certificate: Path | None = None,
         client_key: Path | None = None,
+        archive_retention: str | timedelta | None = None,
         **options: Any,
     ) -> ServeSettings:
         """Validate raw option values into settings."""
+        if isinstance(archive_retention, str):
+            archive_retention = parse_duration(archive_retention, "--archive-retention")
         try:
             parsed = parse_endpoint(endpoint)
         except EndpointError as error:
@@ -137,7 +144,19 @@ class ServeSettings:
                 raise SettingsError(f"{option}: {path} is not a readable file")
         if not parsed.secure and any((certificate_authority, client_certificate, client_key)):
             raise SettingsError("TLS files were given but --endpoint is http://; use https://")
-        return cls(endpoint=parsed, tls=tls, **options)
+        return cls(endpoint=parsed, tls=tls, archive_retention=archive_retention, **options)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: str, option: str) -> timedelta:
+    """Parse `30d`, `12h`, `90m`, `45s` or `2w`."""
+    number, unit = value[:-1], value[-1:]
+    if unit not in _UNITS or not number.replace(".", "", 1).isdigit() or float(number) <= 0:
+        raise SettingsError(f"{option}: expected a positive duration like 30d or 12h, got "
+                            f"{value!r}")
+    return timedelta(seconds=float(number) * _UNITS[unit])
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

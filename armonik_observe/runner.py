@@ -72,7 +72,12 @@ async def run_demo(
         await exporter.start()
         echo(f"demo: simulator ({simulator_settings.scenario.name} scenario at "
              f"x{simulator_settings.speed:g}) on {simulator.endpoint}")
-        echo(f"demo: metrics on {exporter.http.url}/metrics  (Ctrl-C to stop)")
+        echo(f"demo: metrics on {exporter.http.url}/metrics")
+        archive = exporter.settings.archive
+        if archive is not None:
+            echo(f"demo: archive in {archive}/ - query it with: armonik-observe sql --archive "
+                 f"{archive} \"SELECT status, count(*) FROM tasks GROUP BY ALL\"")
+        echo("demo: Ctrl-C to stop")
 
     async def stop() -> None:
         for exporter in exporters:

@@ -13,17 +13,21 @@ from types import TracebackType
 from prometheus_client import CollectorRegistry
 
 from armonik_observe import __version__
+from armonik_observe.archive.reader import open as open_archive
+from armonik_observe.archive.upkeep import ArchiveUpkeep
+from armonik_observe.archive.writer import ArchiveSink
 from armonik_observe.collectors.channel import ChannelFactory
-from armonik_observe.collectors.events import EventStreams, StreamLagSink
+from armonik_observe.collectors.events import ALL_KINDS, TASK_KINDS, EventStreams, StreamLagSink
 from armonik_observe.collectors.facts import TaskFactsPoller
 from armonik_observe.collectors.platform import CountsPoller, HealthPoller
 from armonik_observe.collectors.poller import Poller
+from armonik_observe.collectors.results import ResultsSweeper
 from armonik_observe.collectors.retry import Backoff, Connection
 from armonik_observe.collectors.sessions import SessionDiscovery
 from armonik_observe.collectors.tracker import Budget
 from armonik_observe.config import ServeSettings
 from armonik_observe.exporters.http import MetricsHttpServer, Readiness
-from armonik_observe.exporters.prometheus import PrometheusSink, SelfStatus
+from armonik_observe.exporters.prometheus import ArchiveStatus, PrometheusSink, SelfStatus
 from armonik_observe.pipeline import Pipeline, Sink
 
 log = logging.getLogger(__name__)
@@ -54,12 +58,22 @@ class Exporter:
             version=__version__, core_compat=settings.core_compat,
         )
         self._extra_sinks = list(extra_sinks)
+        self.archive: ArchiveSink | None = None
+        self.upkeep: ArchiveUpkeep | None = None
+        watermark = None
+        if settings.archive is not None:
+            self.archive = ArchiveSink(settings.archive,
+                                       flush_interval=settings.archive_flush_interval)
+            self.upkeep = ArchiveUpkeep(settings.archive, retention=settings.archive_retention)
+            self._extra_sinks.append(self.archive)
+            # Resume where the archive stops: every task that ended since is read again.
+            watermark = open_archive(settings.archive).watermark_us()
         self.pipeline = Pipeline([])
         self.connection = Connection(
             ChannelFactory(settings.endpoint, settings.tls),
             backoff=backoff, observer=self.sink.observe_rpc,
         )
-        self._build_collectors()
+        self._build_collectors(watermark)
         self.http = MetricsHttpServer(
             registry=self.registry, listen=settings.listen, status=self.status,
             readiness=self.readiness, version=__version__, render=self.sink.render,
@@ -68,12 +82,13 @@ class Exporter:
         self._tasks: list[asyncio.Task[None]] = []
         self._stuck: tuple[float, dict[tuple[str, str], int]] = (-STUCK_REFRESH_S, {})
 
-    def _build_collectors(self) -> None:
+    def _build_collectors(self, watermark: int | None) -> None:
         settings, publish, connection = self.settings, self.pipeline.publish, self.connection
+        archiving = settings.archive is not None
         self.budget = Budget(limit=settings.max_tracked_tasks)
         self.streams = EventStreams(
             connection=connection, publish=publish, budget=self.budget, clock=self._clock,
-            max_lag=settings.max_event_lag,
+            max_lag=settings.max_event_lag, kinds=ALL_KINDS if archiving else TASK_KINDS,
         )
         self.pipeline.sinks = [self.sink, StreamLagSink(self.streams), *self._extra_sinks]
         self.discovery = SessionDiscovery(
@@ -92,8 +107,16 @@ class Exporter:
             connection=connection, publish=publish, interval=settings.facts_interval,
             overlap_us=int(settings.facts_overlap * MICROS),
             backfill_us=int(settings.backfill * MICROS),
+            detailed=archiving,  # the archive keeps the lists only ListTasksDetailed carries
+            watermark_us=watermark,
         )
         self.pollers: list[Poller] = [self.discovery, self.health, self.counts, self.facts]
+        if archiving:
+            self.pollers.append(ResultsSweeper(
+                connection=connection, publish=publish, interval=settings.session_interval,
+                sessions=lambda: list(self.sink.state.sessions.values()),
+                start_point=self.facts.start_point,
+            ))
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -116,6 +139,8 @@ class Exporter:
             for poller in self.pollers
         ]
         self._tasks.append(asyncio.create_task(self.streams.run(self._stop), name="streams"))
+        if self.upkeep is not None:
+            self._tasks.append(asyncio.create_task(self.upkeep.run(self._stop), name="upkeep"))
         log.info("serving metrics on %s/metrics for %s", self.http.url,
                  self.settings.endpoint.url)
 
@@ -177,6 +202,19 @@ class Exporter:
             dropped=dict(self.budget.dropped),
             stuck=self._stuck_tasks(),
             lag_seconds=streams.lag_by_session(),
+            archive=self._archive_status(),
+        )
+
+    def _archive_status(self) -> ArchiveStatus | None:
+        if self.archive is None or self.upkeep is None:
+            return None
+        writer = self.archive.stats
+        return ArchiveStatus(
+            rows={name: stats.rows for name, stats in self.upkeep.stats.items()},
+            bytes={name: stats.bytes for name, stats in self.upkeep.stats.items()},
+            rows_written=writer.rows_written,
+            dropped_rows=writer.dropped_rows,
+            write_errors=writer.write_errors,
         )
 
     def _stuck_tasks(self) -> dict[tuple[str, str], int]:

@@ -36,6 +36,7 @@ from armonik_observe.pipeline import Batch
 log = logging.getLogger(__name__)
 
 TASK_KINDS = (EventKind.NEW_TASK, EventKind.TASK_STATUS_UPDATE)
+ALL_KINDS = tuple(EventKind)  # with the archive on: result events too
 CONNECTING, CONNECTED, DEGRADED = "connecting", "connected", "degraded"
 _TERMINAL = frozenset(s.name for s in TERMINAL_TASK_STATUSES)
 

@@ -109,6 +109,17 @@ METRICS: tuple[MetricSpec, ...] = (
           "Running or paused sessions not followed because of --max-followed-sessions."),
     _spec("armonik_observe_dropped", "counter", ("reason",), "self",
           "Records dropped on purpose (a cap reached, a duplicate, a status regression)."),
+    # -- the archive (with --archive) ----------------------------------------------------------
+    _spec("armonik_observe_archive_rows", "gauge", ("table",), "self",
+          "Rows in the archive's readable segments per table, duplicates included."),
+    _spec("armonik_observe_archive_bytes", "gauge", ("table",), "self",
+          "Bytes of the archive's segments per table."),
+    _spec("armonik_observe_archive_rows_written", "counter", (), "self",
+          "Rows the archive writer has written since start."),
+    _spec("armonik_observe_archive_dropped_rows", "counter", (), "self",
+          "Rows the archive writer dropped (buffer full while writes failed, or unconvertible)."),
+    _spec("armonik_observe_archive_write_errors", "counter", (), "self",
+          "Archive segment writes that failed (the rows are kept for the next flush)."),
 )
 
 BY_NAME = {spec.name: spec for spec in METRICS}

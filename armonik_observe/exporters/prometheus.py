@@ -28,6 +28,17 @@ from armonik_observe.pipeline import Batch
 
 
 @dataclass(frozen=True)
+class ArchiveStatus:
+    """The archive's size and the writer's counters."""
+
+    rows: Mapping[str, int]
+    bytes: Mapping[str, int]
+    rows_written: int
+    dropped_rows: int
+    write_errors: int
+
+
+@dataclass(frozen=True)
 class SelfStatus:
     """The exporter's own state at one instant."""
 
@@ -41,6 +52,7 @@ class SelfStatus:
     dropped: Mapping[str, int] = field(default_factory=dict)
     stuck: Mapping[tuple[str, str], int] = field(default_factory=dict)
     lag_seconds: Mapping[str, float] = field(default_factory=dict)
+    archive: ArchiveStatus | None = None
 
 
 class SelfMetrics(Collector):
@@ -71,6 +83,16 @@ class SelfMetrics(Collector):
         yield family("armonik_observe_event_lag_seconds", _by_label(status.lag_seconds))
         stuck = [(labels, float(count)) for labels, count in sorted(status.stuck.items())]
         yield family("armonik_tasks_stuck", stuck)
+        if status.archive is not None:
+            yield from _archive_families(status.archive)
+
+
+def _archive_families(archive: ArchiveStatus) -> Iterator[Family]:
+    yield family("armonik_observe_archive_rows", _by_label(archive.rows))
+    yield family("armonik_observe_archive_bytes", _by_label(archive.bytes))
+    yield family("armonik_observe_archive_rows_written", [((), float(archive.rows_written))])
+    yield family("armonik_observe_archive_dropped_rows", [((), float(archive.dropped_rows))])
+    yield family("armonik_observe_archive_write_errors", [((), float(archive.write_errors))])
 
 
 def _by_label(values: Mapping[str, float]) -> list[tuple[tuple[str], float]]:
