@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import re
+import tempfile
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -74,9 +75,10 @@ NON_BASE_UNITS = {
 
 
 @asynccontextmanager
-async def exporter_on_sim_clock(sim: Simulator) -> AsyncIterator[Exporter]:
+async def exporter_on_sim_clock(sim: Simulator, archive: Path) -> AsyncIterator[Exporter]:
     """An exporter whose own clock is the simulator's, so stuck-task ages are in sim time."""
-    settings = ServeSettings.build(endpoint=sim.endpoint, listen="127.0.0.1:0", **FAST)
+    settings = ServeSettings.build(endpoint=sim.endpoint, listen="127.0.0.1:0", archive=archive,
+                                   **FAST)
     exporter = Exporter(settings, backoff=Backoff(initial=0.01, maximum=0.1),
                         clock=lambda: sim.clock.now_us() / 1_000_000)
     async with exporter:
@@ -93,13 +95,18 @@ async def scrape(url: str) -> str:
 async def scrape_every_family() -> str:
     """Run EVERY_FAMILY to t=35 s with an exporter following it; scrape /metrics over HTTP."""
     sim = Simulator(scenario_from_dict(EVERY_FAMILY), clock=ManualClock(START_US))
-    async with sim, exporter_on_sim_clock(sim) as exporter:
-        await settle(exporter, 1)  # the first facts poll sees no end: its watermark starts at 0
-        for _ in range(STEPS):
-            await sim.advance(STEP_S)
-            await settle(exporter, 1)  # follow new sessions; streams catch up
-        await settle(exporter)
-        return await scrape(exporter.http.url + "/metrics")
+    with tempfile.TemporaryDirectory() as directory:
+        archive = Path(directory) / "archive"
+        async with sim, exporter_on_sim_clock(sim, archive) as exporter:
+            await settle(exporter, 1)  # the first facts poll sees no end: watermark at 0
+            for _ in range(STEPS):
+                await sim.advance(STEP_S)
+                await settle(exporter, 1)  # follow new sessions; streams catch up
+            await settle(exporter)
+            assert exporter.archive is not None and exporter.upkeep is not None
+            await exporter.archive.flush()
+            await asyncio.to_thread(exporter.upkeep.once)  # archive sizes for self-metrics
+            return await scrape(exporter.http.url + "/metrics")
 
 
 @pytest.fixture(scope="module")
