@@ -47,47 +47,38 @@ def micros(message: Any, name: str) -> int | None:
     return value.seconds * 1_000_000 + value.nanos // 1000
 
 
+def _us(value: Any) -> int | None:
+    """A Timestamp or Duration message as microseconds; all-zero (unset) is None.
+
+    Reading the sub-message once beats HasField plus two attribute reads: this runs a dozen
+    times per task, a thousand tasks per page.
+    """
+    seconds, nanos = value.seconds, value.nanos
+    if not seconds and not nanos:
+        return None
+    return seconds * 1_000_000 + nanos // 1000
+
+
 def task_fact(task: Any, detailed: bool = False) -> TaskFact:
     """Convert a TaskSummary (or, with `detailed`, a TaskDetailed) into a TaskFact."""
     options = task.options
-    lists: dict[str, tuple[str, ...]] = {}
+    generic = options.options
+    lists: tuple[tuple[str, ...] | None, ...] = (None, None, None, None)
     if detailed:
-        lists = {
-            "retry_of_ids": tuple(task.retry_of_ids),
-            "parent_task_ids": tuple(task.parent_task_ids),
-            "data_dependencies": tuple(task.data_dependencies),
-            "expected_output_ids": tuple(task.expected_output_ids),
-        }
+        lists = (tuple(task.retry_of_ids), tuple(task.parent_task_ids),
+                 tuple(task.data_dependencies), tuple(task.expected_output_ids))
+    # Positional, in TaskFact's field order: keyword construction of 32 fields costs double.
     return TaskFact(
-        task_id=task.id,
-        session_id=task.session_id,
-        status=task_status(task.status),
-        partition_id=options.partition_id,
-        application_name=options.application_name,
-        application_version=options.application_version,
-        created_at=micros(task, "created_at"),
-        submitted_at=micros(task, "submitted_at"),
-        received_at=micros(task, "received_at"),
-        acquired_at=micros(task, "acquired_at"),
-        fetched_at=micros(task, "fetched_at"),
-        started_at=micros(task, "started_at"),
-        processed_at=micros(task, "processed_at"),
-        ended_at=micros(task, "ended_at"),
-        creation_to_end=micros(task, "creation_to_end_duration"),
-        processing_to_end=micros(task, "processing_to_end_duration"),
-        received_to_end=micros(task, "received_to_end_duration"),
-        pod_hostname=task.pod_hostname,
-        owner_pod_id=task.owner_pod_id,
-        initial_task_id=task.initial_task_id,
-        payload_id=task.payload_id,
-        created_by=task.created_by,
-        status_message=task.status_message,
-        error=task.output.error if detailed else task.error,
-        max_duration=micros(options, "max_duration"),
-        max_retries=options.max_retries,
-        priority=options.priority,
-        options=tuple(sorted(options.options.items())),
-        **lists,
+        task.id, task.session_id, task_status(task.status), options.partition_id,
+        options.application_name, options.application_version,
+        _us(task.created_at), _us(task.submitted_at), _us(task.received_at),
+        _us(task.acquired_at), _us(task.fetched_at), _us(task.started_at),
+        _us(task.processed_at), _us(task.ended_at), _us(task.creation_to_end_duration),
+        _us(task.processing_to_end_duration), _us(task.received_to_end_duration),
+        task.pod_hostname, task.owner_pod_id, task.initial_task_id, task.payload_id,
+        task.created_by, task.status_message, task.output.error if detailed else task.error,
+        _us(options.max_duration), options.max_retries, options.priority,
+        tuple(sorted(generic.items())) if generic else (), *lists,
     )
 
 
@@ -129,6 +120,17 @@ def health_samples(response: Any, observed_at: int) -> list[HealthSample]:
         HealthSample(observed_at, s.name, enum_name(HealthStatus, s.healthy), s.message)
         for s in response.services
     ]
+
+
+def task_update(message: Any, kind: str) -> tuple[str, str, bool] | None:
+    """(task id, status name, is NEW_TASK) of a task event; None for a result event."""
+    if kind == "task_status_update":
+        update = message.task_status_update
+        return update.task_id, task_status(update.status), False
+    if kind == "new_task":
+        new = message.new_task
+        return new.task_id, task_status(new.status), True
+    return None
 
 
 def session_event(message: Any, observed_at: int) -> SessionEvent | None:

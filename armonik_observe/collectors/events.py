@@ -193,17 +193,23 @@ class EventStreams:
 
     def _receive(self, message: ev.EventSubscriptionResponse, tracker: TaskTracker) -> None:
         now = self._clock()
+        kind = message.WhichOneof("update")
+        if kind is None:
+            return
+        self.last_event_at = now
+        self.received[kind] += 1
+        # Most task events repeat what the tracker knows (replays, duplicates): decide on the
+        # three fields it needs before building the full record.
+        task = convert.task_update(message, kind)
+        if task is not None:
+            task_id, status, new = task
+            if status in _TERMINAL:
+                self.lag.delivered(message.session_id, task_id)
+            if not tracker.report(task_id, status, int(now), new).advanced:
+                return
         event = convert.session_event(message, int(now * 1_000_000))
         if event is None:
             return
-        self.last_event_at = now
-        self.received[event.kind.name.lower()] += 1
-        if event.kind in TASK_KINDS:
-            if event.status in _TERMINAL:
-                self.lag.delivered(event.session_id, event.task_id)
-            new = event.kind == EventKind.NEW_TASK
-            if not tracker.report(event.task_id, event.status, int(now), new).advanced:
-                return
         self._buffer.append(event)
         if len(self._buffer) >= self._batch_size:
             self.flush()

@@ -59,11 +59,13 @@ class TaskFactsPoller(Poller):
         cursor, page = max(self.watermark_us - self.overlap_us, self._floor_us), 0
         while True:
             tasks = await self._page(cursor, page)
-            facts = [convert.task_fact(t, self.detailed) for t in tasks]
-            self._publish_new(facts)
-            if len(facts) < self.page_size:
+            seen = self._seen
+            # Rows re-read in the overlap are dropped before the costly conversion.
+            self._publish_new([convert.task_fact(t, self.detailed)
+                               for t in tasks if t.id not in seen])
+            if len(tasks) < self.page_size:
                 break
-            last = facts[-1].ended_at or cursor
+            last = convert.micros(tasks[-1], "ended_at") or cursor
             cursor, page = (last, 0) if last > cursor else (cursor, page + 1)
         self._forget_old()
 
@@ -95,7 +97,7 @@ class TaskFactsPoller(Poller):
 
     def _publish_new(self, facts: list[TaskFact]) -> None:
         seen = self._seen
-        fresh = [f for f in facts if f.task_id not in seen and f.ended_at is not None]
+        fresh = [f for f in facts if f.ended_at is not None]
         for fact in fresh:
             seen[fact.task_id] = fact.ended_at or 0
             self.watermark_us = max(self.watermark_us or 0, fact.ended_at or 0)
