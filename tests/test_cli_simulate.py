@@ -7,10 +7,13 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import grpc
 from armonik.client import ArmoniKVersions
+
+from armonik_observe.archive import open as open_archive
 
 CLI = [sys.executable, "-m", "armonik_observe.cli"]
 
@@ -71,3 +74,30 @@ def test_simulate_serves_the_api_until_interrupted() -> None:
         assert process.wait(timeout=20) == 0
     finally:
         process.kill()
+
+
+def test_demo_serves_metrics_and_archives_until_its_duration(tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    process = subprocess.Popen(
+        [*CLI, "demo", "--listen", "127.0.0.1:0", "--duration", "6", "--archive", str(archive),
+         "--speed", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(2)]
+        url = lines[1].split("metrics on ")[1].split()[0]
+        body = ""
+        for _ in range(200):  # bounded: the demo is an external process warming up
+            with urllib.request.urlopen(url, timeout=5) as response:
+                body = response.read().decode()
+            if "armonik_up 1.0" in body:
+                break
+        assert "armonik_up 1.0" in body
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+    with open_archive(archive) as opened:
+        (tasks,) = opened.connection.execute("SELECT count(*) FROM tasks").fetchone() or (0,)
+    assert tasks > 0
