@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 MICROS = 1_000_000
 # Counting stuck tasks walks every tracked task: do it at most this often.
 STUCK_REFRESH_S = 10.0
+RESWEEP_AFTER_RESTART_US = 3600 * MICROS
 
 
 class Exporter:
@@ -66,13 +67,17 @@ class Exporter:
                                        flush_interval=settings.archive_flush_interval)
             self.upkeep = ArchiveUpkeep(settings.archive, retention=settings.archive_retention)
             self._extra_sinks.append(self.archive)
-            # Resume where the archive stops: every task that ended since is read again.
-            watermark = open_archive(settings.archive).watermark_us()
+            # Resume where the archive stops, minus the overlap for ends written late: every
+            # task that ended since is read again (the views keep one row per task).
+            resume = open_archive(settings.archive).watermark_us()
+            if resume is not None:
+                watermark = resume - int(settings.facts_overlap * MICROS)
         self.pipeline = Pipeline([])
         self.connection = Connection(
             ChannelFactory(settings.endpoint, settings.tls),
             backoff=backoff, observer=self.sink.observe_rpc,
         )
+        self._resumed_from = watermark
         self._build_collectors(watermark)
         self.http = MetricsHttpServer(
             registry=self.registry, listen=settings.listen, status=self.status,
@@ -115,8 +120,16 @@ class Exporter:
             self.pollers.append(ResultsSweeper(
                 connection=connection, publish=publish, interval=settings.session_interval,
                 sessions=lambda: list(self.sink.state.sessions.values()),
-                start_point=self.facts.start_point,
+                start_point=self._results_start_point,
             ))
+
+    def _results_start_point(self) -> int | None:
+        """Sessions that ended from here on get their results swept; after a restart, an hour
+        earlier, for sessions that ended before the last one could sweep them."""
+        start = self.facts.start_point()
+        if start is None or self._resumed_from is None:
+            return start
+        return start - RESWEEP_AFTER_RESTART_US
 
     # -- life cycle ---------------------------------------------------------------------------
 

@@ -18,6 +18,24 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 MARKER = ".armonik-observe-archive"
+# The newest task end such that every task the exporter had read up to it is on disk: written
+# after a flush has written all its segments, so a crash between two segments never moves it.
+CHECKPOINT = ".tasks-checkpoint.json"
+
+
+def write_checkpoint(directory: Path, ended_through_us: int) -> None:
+    """Record that every task read with an end up to `ended_through_us` is archived."""
+    payload = json.dumps({"tasks_ended_through_us": ended_through_us}).encode()
+    write_atomically(directory / CHECKPOINT, lambda tmp: tmp.write_bytes(payload))
+
+
+def read_checkpoint(directory: Path) -> int | None:
+    """The last checkpoint, or None when there is none (or it cannot be read)."""
+    try:
+        data = json.loads((directory / CHECKPOINT).read_text(encoding="utf-8"))
+        return int(data["tasks_ended_through_us"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 FORMAT = "armonik-observe-archive"
 FORMAT_VERSION = 1
 SEGMENT_SUFFIX = ".parquet"

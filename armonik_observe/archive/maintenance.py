@@ -256,4 +256,4 @@ def _export_table(connection: duckdb.DuckDBPyConnection, table: TableSpec, targe
 
 def _check_target(target: Path, overwrite: bool) -> None:
     if target.exists() and not overwrite:
-        raise ArchiveError(f"{target} already exists; pass overwrite=True to replace it")
+        raise ArchiveError(f"{target} already exists (overwrite it with --overwrite)")

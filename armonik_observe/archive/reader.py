@@ -134,10 +134,19 @@ class Archive:
         return frame if raw or rule is None else rule(frame)
 
     def watermark_us(self) -> int | None:
-        """The latest ended_at of the archived tasks in epoch microseconds, None if none ended."""
-        rows = self.query("SELECT epoch_us(max(ended_at)) FROM tasks_raw")
-        value = rows[0][0] if rows else None
-        return None if value is None else int(value)
+        """Where task facts resume after a restart, in epoch microseconds; None if none ended.
+
+        The writer's checkpoint when there is one: a crash between two segments of one flush
+        leaves later ends on disk than some unwritten ones, so the newest end would skip those.
+        """
+        rows = self.query("SELECT epoch_us(min(ended_at)), epoch_us(max(ended_at)) FROM tasks_raw")
+        oldest, newest = rows[0] if rows else (None, None)
+        if newest is None:
+            return None
+        checkpoint = layout.read_checkpoint(self.directory)
+        # No checkpoint yet (a crash during the first flush): re-read it all; duplicates are
+        # harmless, the views keep one row per task.
+        return int(oldest) if checkpoint is None else min(int(newest), checkpoint)
 
     def stats(self) -> dict[str, TableStats]:
         """Files, rows and bytes per table, from the segments' metadata (no data is read)."""

@@ -89,6 +89,7 @@ class ArchiveSink:
         self._clock = clock
         self._stop_timeout = stop_timeout
         self._buffers: dict[str, list[Chunk]] = {}
+        self._tasks_ended_through = 0  # the newest task end consumed
         self._buffered = 0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -146,6 +147,9 @@ class ArchiveSink:
     def consume(self, batch: Batch) -> None:
         """Buffer a batch's records; the background task writes them."""
         now = self._now_us()
+        for fact in batch.facts:
+            if fact.ended_at is not None and fact.ended_at > self._tasks_ended_through:
+                self._tasks_ended_through = fact.ended_at
         for table, attribute in BATCH_FIELDS.items():
             records = getattr(batch, attribute)
             if records:
@@ -176,6 +180,7 @@ class ArchiveSink:
             drained, self._buffers, self._buffered = self._buffers, {}, 0
             if not drained:
                 return
+            through = self._tasks_ended_through
             started = time.perf_counter()
             work = asyncio.ensure_future(asyncio.to_thread(_write_all, self.directory, drained))
             try:
@@ -186,6 +191,8 @@ class ArchiveSink:
                 work.add_done_callback(lambda done: self._account(done.result(), 0.0))
                 raise
             self._account(outcome, time.perf_counter() - started)
+            if not outcome.error and not outcome.unwritten and through:
+                await asyncio.to_thread(layout.write_checkpoint, self.directory, through)
         if outcome.error:
             raise ArchiveError(f"cannot write to the archive at {self.directory}: "
                                f"{outcome.error}")
