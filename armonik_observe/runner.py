@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from collections.abc import Callable
 
 from armonik_observe.config import ServeSettings, SimulatorSettings
@@ -14,9 +15,13 @@ from armonik_observe.supervisor import supervise
 Echo = Callable[[str], None]
 
 
-def _tune_gc() -> None:
+def _tune_process() -> None:
     # Millions of long-lived records: frequent young collections only rescan them.
     gc.set_threshold(100_000, 50, 100)
+    # The archive writer converts records in a thread; with the default 5 ms GIL switch
+    # interval each of the event loop's wake-ups can wait that long (measured: p99 loop lag
+    # 13-16 ms during a flush, 2-10 ms at 1 ms).
+    sys.setswitchinterval(0.001)
 
 
 def build_simulator(settings: SimulatorSettings) -> Simulator:
@@ -34,7 +39,7 @@ def build_simulator(settings: SimulatorSettings) -> Simulator:
 
 async def run_simulator(settings: SimulatorSettings, echo: Echo) -> None:
     """Serve a simulated control plane until Ctrl-C or the duration."""
-    _tune_gc()
+    _tune_process()
     simulator = build_simulator(settings)
 
     async def start() -> None:
@@ -47,6 +52,7 @@ async def run_simulator(settings: SimulatorSettings, echo: Echo) -> None:
 
 async def run_exporter(settings: ServeSettings, echo: Echo, duration: float | None) -> None:
     """Serve metrics for a control plane until Ctrl-C or the duration."""
+    _tune_process()
     exporter = Exporter(settings)
 
     async def start() -> None:
@@ -60,7 +66,7 @@ async def run_demo(
     simulator_settings: SimulatorSettings, serve: Callable[[str], ServeSettings], echo: Echo
 ) -> None:
     """The embedded simulator and the exporter in one process."""
-    _tune_gc()
+    _tune_process()
     logging.getLogger("armonik_observe").setLevel(logging.WARNING)
     simulator = build_simulator(simulator_settings)
     exporters: list[Exporter] = []

@@ -118,8 +118,12 @@ def _deduplicate(table: TableSpec, rows: pa.Table) -> pa.Table:
         connection.execute("SET TimeZone = 'UTC'")
         connection.register(f"{table.name}_raw", rows)
         views.install(connection, (table.name,))
-        # The table name is one of the declared ones, never input.
-        kept = connection.sql(f"SELECT * FROM {table.name}").to_arrow_table()
+        # Back in time order: timestamp columns compress several times better sorted than in
+        # the view's id order. Table and column names are declared ones, never input.
+        names = set(table.schema.names)
+        order = next((c for c in ("ended_at", "observed_at", "last_seen") if c in names), None)
+        query = f"SELECT * FROM {table.name}" + (f" ORDER BY {order}" if order else "")
+        kept = connection.sql(query).to_arrow_table()
     finally:
         connection.close()
     return kept.cast(table.schema)
