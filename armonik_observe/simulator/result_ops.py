@@ -53,26 +53,26 @@ class ResultOperations(PlaneStore):
         state.result_ids.append(result.result_id)
         return result
 
-    def upload_result_data(self, session_id: str, result_id: str, data: bytes) -> SimResult:
-        """Give data to a result that has none yet; it completes."""
+    def _awaiting_data(self, session_id: str, result_id: str) -> SimResult:
+        """A result that can still receive data (CREATED), or FAILED_PRECONDITION."""
         result = self.result(result_id, session_id)
         if result.status != ResultStatus.CREATED:
             raise PlaneError(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"result {result_id} is {result.status.name}, not CREATED",
             )
+        return result
+
+    def upload_result_data(self, session_id: str, result_id: str, data: bytes) -> SimResult:
+        """Give data to a result that has none yet; it completes."""
+        result = self._awaiting_data(session_id, result_id)
         result.data, result.size = data, len(data)
         self._complete_result(result)
         return result
 
     def import_result(self, session_id: str, result_id: str, opaque_id: bytes) -> SimResult:
         """Attach data already in object storage to a result; it completes."""
-        result = self.result(result_id, session_id)
-        if result.status != ResultStatus.CREATED:
-            raise PlaneError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"result {result_id} is {result.status.name}, not CREATED",
-            )
+        result = self._awaiting_data(session_id, result_id)
         result.opaque_id = opaque_id
         self._complete_result(result)
         return result

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
 
 from armonik_observe.simulator.plane import ControlPlane, PlaneError
-from armonik_observe.simulator.query import QueryError
+from armonik_observe.simulator.query import Entity, QueryError, run_list_query
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 
@@ -34,6 +34,14 @@ class PlaneServicer:
 
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane
+
+
+def list_page(records: Sequence[Any], entity: Entity, request: Any) -> tuple[list[Any], int]:
+    """Answer a ListX request (filters, a required sort, paging): (page, total)."""
+    if not request.HasField("sort"):
+        raise invalid("sort must be set")
+    return run_list_query(records, entity, request.filters, request.sort.field,
+                          request.sort.direction, request.page, request.page_size)
 
 
 def invalid(message: str) -> PlaneError:

@@ -22,7 +22,7 @@ from armonik_observe.simulator import convert
 from armonik_observe.simulator.faults import FaultPlan
 from armonik_observe.simulator.plane import PlaneError
 from armonik_observe.simulator.query import Entity, applications_of, run_list_query
-from armonik_observe.simulator.services.base import PlaneServicer, invalid, unary
+from armonik_observe.simulator.services.base import PlaneServicer, invalid, list_page, unary
 
 CORE_VERSION = "0.40.0-sim"
 API_VERSION = "3.29.0"
@@ -53,12 +53,7 @@ class Partitions(PlaneServicer, PartitionsServicer):
 
     @unary
     def ListPartitions(self, request: Any, context: Any) -> Any:
-        if not request.HasField("sort"):
-            raise invalid("sort must be set")
-        page, total = run_list_query(
-            list(self.plane.partitions.values()), Entity.PARTITION, request.filters,
-            request.sort.field, request.sort.direction, request.page, request.page_size,
-        )
+        page, total = list_page(list(self.plane.partitions.values()), Entity.PARTITION, request)
         return partitions_pb.ListPartitionsResponse(
             partitions=[convert.partition_raw(p) for p in page],
             page=request.page, page_size=request.page_size, total=total,

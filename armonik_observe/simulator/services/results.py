@@ -13,9 +13,9 @@ from armonik.protogen.common import results_common_pb2 as pb
 from armonik_observe.model import ResultStatus
 from armonik_observe.simulator import convert
 from armonik_observe.simulator.plane import PlaneError
-from armonik_observe.simulator.query import Entity, run_list_query
+from armonik_observe.simulator.query import Entity
 from armonik_observe.simulator.records import SimResult
-from armonik_observe.simulator.services.base import PlaneServicer, invalid, unary
+from armonik_observe.simulator.services.base import PlaneServicer, list_page, unary
 
 CHUNK_SIZE = 80 * 1024
 _NOTFOUND = int(ResultStatus.NOTFOUND)
@@ -26,12 +26,7 @@ class Results(PlaneServicer, ResultsServicer):
 
     @unary
     def ListResults(self, request: Any, context: Any) -> Any:
-        if not request.HasField("sort"):
-            raise invalid("sort must be set")
-        page, total = run_list_query(
-            list(self.plane.results.values()), Entity.RESULT, request.filters,
-            request.sort.field, request.sort.direction, request.page, request.page_size,
-        )
+        page, total = list_page(list(self.plane.results.values()), Entity.RESULT, request)
         return pb.ListResultsResponse(
             results=[convert.result_raw(r) for r in page],
             page=request.page, page_size=request.page_size, total=total,

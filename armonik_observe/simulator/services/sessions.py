@@ -8,8 +8,8 @@ from armonik.protogen.client.sessions_service_pb2_grpc import SessionsServicer
 from armonik.protogen.common import sessions_common_pb2 as pb
 
 from armonik_observe.simulator import convert
-from armonik_observe.simulator.query import Entity, run_list_query
-from armonik_observe.simulator.services.base import PlaneServicer, invalid, unary
+from armonik_observe.simulator.query import Entity
+from armonik_observe.simulator.services.base import PlaneServicer, list_page, unary
 
 
 class Sessions(PlaneServicer, SessionsServicer):
@@ -18,10 +18,7 @@ class Sessions(PlaneServicer, SessionsServicer):
     @unary
     def ListSessions(self, request: Any, context: Any) -> Any:
         records = [state.record for state in self.plane.sessions.values()]
-        page, total = run_list_query(
-            records, Entity.SESSION, request.filters, _sort_field(request), request.sort.direction,
-            request.page, request.page_size,
-        )
+        page, total = list_page(records, Entity.SESSION, request)
         raws = [convert.session_raw(s, request.with_task_options) for s in page]
         return pb.ListSessionsResponse(
             sessions=raws, page=request.page, page_size=request.page_size, total=total
@@ -71,9 +68,3 @@ class Sessions(PlaneServicer, SessionsServicer):
     def StopSubmission(self, request: Any, context: Any) -> Any:
         record = self.plane.stop_submission(request.session_id, request.client, request.worker)
         return pb.StopSubmissionResponse(session=convert.session_raw(record))
-
-
-def _sort_field(request: Any) -> Any:
-    if not request.HasField("sort"):
-        raise invalid("sort must be set")
-    return request.sort.field
