@@ -8,7 +8,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from types import TracebackType
 
 from prometheus_client import CollectorRegistry
 
@@ -28,6 +27,7 @@ from armonik_observe.collectors.tracker import Budget
 from armonik_observe.config import ServeSettings
 from armonik_observe.exporters.http import MetricsHttpServer, Readiness
 from armonik_observe.exporters.prometheus import ArchiveStatus, PrometheusSink, SelfStatus
+from armonik_observe.lifecycle import AsyncService
 from armonik_observe.pipeline import Pipeline, Sink
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ STUCK_REFRESH_S = 10.0
 RESWEEP_AFTER_RESTART_US = 3600 * MICROS
 
 
-class Exporter:
+class Exporter(AsyncService):
     """Watches one control plane and serves what it sees to Prometheus."""
 
     def __init__(
@@ -132,16 +132,6 @@ class Exporter:
         return start - RESWEEP_AFTER_RESTART_US
 
     # -- life cycle ---------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Exporter:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Serve HTTP, then start polling and streaming (the control plane may be down)."""

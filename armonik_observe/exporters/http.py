@@ -18,13 +18,13 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from armonik_observe.config import parse_listen
+from armonik_observe.lifecycle import AsyncService
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _bind_error(listen: str, error: OSError) -> OSError:
     return OSError(error.errno, f"cannot listen on {listen}: {reason}")
 
 
-class MetricsHttpServer:
+class MetricsHttpServer(AsyncService):
     """Serves /metrics, /, /health and /health/live on one host:port with aiohttp."""
 
     def __init__(
@@ -140,18 +140,6 @@ class MetricsHttpServer:
         return f"http://{_display_host(self._host)}:{self.port}"
 
     # -- life cycle ---------------------------------------------------------------------------
-
-    async def __aenter__(self) -> MetricsHttpServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Bind and serve; raises OSError naming the address if it cannot be bound."""

@@ -14,7 +14,6 @@ import random
 import socket
 import time
 from collections.abc import AsyncIterator
-from types import TracebackType
 
 import grpc
 from armonik.protogen.client import (
@@ -30,6 +29,7 @@ from armonik.protogen.client import (
     versions_service_pb2_grpc,
 )
 
+from armonik_observe.lifecycle import AsyncService
 from armonik_observe.simulator.clock import MICROS, ManualClock, ScaledClock, Scheduler, SimClock
 from armonik_observe.simulator.events import EmittedEvent, EventBus
 from armonik_observe.simulator.faults import FaultInterceptor, FaultPlan
@@ -79,7 +79,7 @@ def _check_free(listen: str) -> None:
             raise SimulatorError(f"cannot listen on {listen}: {error.strerror}") from None
 
 
-class Simulator:
+class Simulator(AsyncService):
     """A simulated ArmoniK control plane served over gRPC."""
 
     def __init__(
@@ -127,18 +127,6 @@ class Simulator:
         self.scheduler.on_new_head = self._wake.set
 
     # -- life cycle ---------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Simulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     @property
     def endpoint(self) -> str:
