@@ -122,17 +122,6 @@ def health_samples(response: Any, observed_at: int) -> list[HealthSample]:
     ]
 
 
-def task_update(message: Any, kind: str) -> tuple[str, str, bool] | None:
-    """(task id, status name, is NEW_TASK) of a task event; None for a result event."""
-    if kind == "task_status_update":
-        update = message.task_status_update
-        return update.task_id, task_status(update.status), False
-    if kind == "new_task":
-        new = message.new_task
-        return new.task_id, task_status(new.status), True
-    return None
-
-
 def session_event(message: Any, observed_at: int) -> SessionEvent | None:
     """Convert one EventSubscriptionResponse; None for an empty or unknown update."""
     kind = message.WhichOneof("update")
@@ -142,7 +131,8 @@ def session_event(message: Any, observed_at: int) -> SessionEvent | None:
         return SessionEvent(observed_at, session_id, EventKind.TASK_STATUS_UPDATE,
                             task_id=update.task_id, status=task_status(update.status))
     if kind == "new_task":
-        return _new_task(message.new_task, session_id, observed_at)
+        new = message.new_task
+        return new_task_event(new, task_status(new.status), session_id, observed_at)
     if kind == "new_result":
         new = message.new_result
         return SessionEvent(observed_at, session_id, EventKind.NEW_RESULT,
@@ -160,10 +150,11 @@ def session_event(message: Any, observed_at: int) -> SessionEvent | None:
     return None
 
 
-def _new_task(new: Any, session_id: str, observed_at: int) -> SessionEvent:
+def new_task_event(new: Any, status: str, session_id: str, observed_at: int) -> SessionEvent:
+    """A NEW_TASK update as a record, its status already named."""
     return SessionEvent(
         observed_at, session_id, EventKind.NEW_TASK,
-        task_id=new.task_id, status=task_status(new.status), payload_id=new.payload_id,
+        task_id=new.task_id, status=status, payload_id=new.payload_id,
         origin_task_id=new.origin_task_id,
         expected_output_ids=tuple(new.expected_output_keys),
         data_dependencies=tuple(new.data_dependencies),

@@ -198,21 +198,37 @@ class EventStreams:
             return
         self.last_event_at = now
         self.received[kind] += 1
+        session_id, observed = message.session_id, int(now * 1_000_000)
         # Most task events repeat what the tracker knows (replays, duplicates): decide on the
-        # three fields it needs before building the full record.
-        task = convert.task_update(message, kind)
-        if task is not None:
-            task_id, status, new = task
-            if status in _TERMINAL:
-                self.lag.delivered(message.session_id, task_id)
-            if not tracker.report(task_id, status, int(now), new).advanced:
+        # fields it needs before building the record, and build status updates directly.
+        event: SessionEvent | None
+        if kind == "task_status_update":
+            update = message.task_status_update
+            task_id, status = update.task_id, convert.task_status(update.status)
+            if not self._progress(session_id, task_id, status, int(now), tracker, False):
                 return
-        event = convert.session_event(message, int(now * 1_000_000))
-        if event is None:
-            return
+            event = SessionEvent(observed, session_id, EventKind.TASK_STATUS_UPDATE, task_id,
+                                 "", status)
+        elif kind == "new_task":
+            new = message.new_task
+            status = convert.task_status(new.status)
+            if not self._progress(session_id, new.task_id, status, int(now), tracker, True):
+                return
+            event = convert.new_task_event(new, status, session_id, observed)
+        else:
+            event = convert.session_event(message, observed)
+            if event is None:
+                return
         self._buffer.append(event)
         if len(self._buffer) >= self._batch_size:
             self.flush()
+
+    def _progress(self, session_id: str, task_id: str, status: str, now_s: int,
+                  tracker: TaskTracker, new: bool) -> bool:
+        """Note a delivered end for the lag, and tell whether the report is real progress."""
+        if status in _TERMINAL:
+            self.lag.delivered(session_id, task_id)
+        return tracker.report(task_id, status, now_s, new).advanced
 
     # -- status for self-metrics --------------------------------------------------------------
 
