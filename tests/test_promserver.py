@@ -108,23 +108,14 @@ def value(sample: dict[str, Any]) -> float:
     return float(sample["value"][1])
 
 
-def test_require_prometheus_fails_under_ci_when_missing(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_require_prometheus_fails_when_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ci: str
 ) -> None:
-    """Under CI a missing binary is a failure, never a skip."""
+    """A missing binary is a failure with the install hint, in CI or not: never a skip."""
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("CI", ci)
     with pytest.raises(pytest.fail.Exception, match=INSTALL_HINT):
-        require_prometheus()
-
-
-def test_require_prometheus_skips_outside_ci_when_missing(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """Outside CI a missing binary skips the test with the install hint."""
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.delenv("CI", raising=False)
-    with pytest.raises(pytest.skip.Exception, match=INSTALL_HINT):
         require_prometheus()
 
 
