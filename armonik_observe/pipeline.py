@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import (
     HealthSample,
     PartitionInfo,
@@ -20,7 +21,6 @@ from armonik_observe.model import (
     SessionEvent,
     SessionInfo,
     StatusCounts,
-    TaskFact,
     Versions,
 )
 
@@ -32,7 +32,7 @@ class Batch:
     """Records gathered by the collectors since the last batch, by kind."""
 
     events: list[SessionEvent] = field(default_factory=list)
-    facts: list[TaskFact] = field(default_factory=list)
+    facts: TaskFacts = field(default_factory=TaskFacts.empty)
     sessions: list[SessionInfo] = field(default_factory=list)
     partitions: list[PartitionInfo] = field(default_factory=list)
     counts: list[StatusCounts] = field(default_factory=list)

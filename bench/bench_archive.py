@@ -62,6 +62,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,8 @@ import pyarrow.compute as pc
 
 from armonik_observe.archive import layout, maintenance, schema, segments
 from armonik_observe.archive import open as open_archive
-from armonik_observe.archive.writer import ArchiveSink
+from armonik_observe.archive.writer import ArchiveSink, split_batch
+from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import TaskFact
 from armonik_observe.pipeline import Batch
 from bench import common
@@ -235,7 +237,7 @@ def freeze_facts(build: Callable[[], Any]) -> Any:
 
 
 def fact_from_sim(task: Any, options_cache: dict[int, tuple[tuple[str, str], ...]]) -> TaskFact:
-    """A detailed TaskFact straight from a simulator SimTask (what task_fact gives, faster)."""
+    """A detailed TaskFact straight from a simulator SimTask (what the collector reads, faster)."""
     opts = task.options
     generic = options_cache.get(id(opts))
     if generic is None:
@@ -371,44 +373,56 @@ def fresh_dir(root: Path, name: str) -> Path:
 # ------------------------------------------------------------------------------ 1, 2: write
 
 
-async def sink_write(directory: Path, facts: list[TaskFact], flush_rows: int,
+def pages_of(facts: list[TaskFact]) -> list[TaskFacts]:
+    """The facts as the collector publishes them: columns, PAGE_ROWS rows a page."""
+    return [TaskFacts.of(facts[start:start + PAGE_ROWS])
+            for start in range(0, len(facts), PAGE_ROWS)]
+
+
+def row_count(pages: list[TaskFacts]) -> int:
+    """Rows in the pages."""
+    return sum(map(len, pages))
+
+
+async def sink_write(directory: Path, pages: list[TaskFacts], flush_rows: int,
                      probe: bool) -> dict[str, Any]:
-    """Pages of PAGE_ROWS into a started sink, never more than `flush_rows` waiting; stop()."""
+    """The pages into a started sink, never more than `flush_rows` waiting; stop()."""
     sink = ArchiveSink(directory, flush_interval=5.0, max_buffer_rows=flush_rows)
     lag = LagProbe()
     if probe:
         lag.start()
     await sink.start()
     with window() as measured:
-        for start in range(0, len(facts), PAGE_ROWS):
+        for page in pages:
             # The sink signals no swap of its buffer: poll until the flush in flight takes it.
             while sink.stats.buffered_rows >= flush_rows:  # noqa: ASYNC110
                 await asyncio.sleep(0.001)
-            sink.consume(Batch(facts=facts[start:start + PAGE_ROWS]))
+            sink.consume(Batch(facts=page))
             await asyncio.sleep(0)
         await sink.stop()
     stats = sink.stats
-    result: dict[str, Any] = {**measured.figures(len(facts)), "flush_rows": flush_rows,
+    rows = row_count(pages)
+    result: dict[str, Any] = {**measured.figures(rows), "flush_rows": flush_rows,
                               "segments": stats.segments_written, "bytes": stats.bytes_written,
                               "rows_written": stats.rows_written,
                               "dropped_rows": stats.dropped_rows}
     if probe:
         result["lag"] = await lag.stop()
-    if stats.rows_written != len(facts):
-        raise BenchError(f"the sink wrote {stats.rows_written} of {len(facts)} rows "
+    if stats.rows_written != rows:
+        raise BenchError(f"the sink wrote {stats.rows_written} of {rows} rows "
                          f"({stats.dropped_rows} dropped)")
     return result
 
 
-async def one_flush(directory: Path, facts: list[TaskFact], *, idle_first: bool = False,
+async def one_flush(directory: Path, pages: list[TaskFacts], *, idle_first: bool = False,
                     switch_interval: float | None = None) -> dict[str, Any]:
     """Every row consumed at once, then one flush() while the probe ticks: the worst case.
 
-    The caller's list is emptied after consume: when nothing else holds the records, the sink
+    The caller's list is emptied after consume: when nothing else holds the pages, the sink
     frees them itself, as in the exporter. `switch_interval` sets sys.setswitchinterval for the
     flush (how long the loop's thread may wait for the GIL before the worker is made to drop it).
     """
-    rows = len(facts)
+    rows = row_count(pages)
     sink = ArchiveSink(directory, flush_interval=3600.0, max_buffer_rows=rows + 1)
     result: dict[str, Any] = {}
     if idle_first:
@@ -416,9 +430,9 @@ async def one_flush(directory: Path, facts: list[TaskFact], *, idle_first: bool 
         idle.start()
         await asyncio.sleep(1.0)
         result["idle_lag"] = await idle.stop()
-    for start in range(0, rows, PAGE_ROWS):
-        sink.consume(Batch(facts=facts[start:start + PAGE_ROWS]))
-    facts.clear()
+    for page in pages:
+        sink.consume(Batch(facts=page))
+    pages.clear()
     default_interval = sys.getswitchinterval()
     if switch_interval is not None:
         sys.setswitchinterval(switch_interval)
@@ -434,22 +448,22 @@ async def one_flush(directory: Path, facts: list[TaskFact], *, idle_first: bool 
     return {**measured.figures(rows), **result, "segments": sink.stats.segments_written}
 
 
-def by_session(facts: list[TaskFact]) -> dict[str, list[TaskFact]]:
-    """Facts split by session, as the writer splits by partition."""
-    groups: dict[str, list[TaskFact]] = {}
-    for fact in facts:
-        groups.setdefault(fact.session_id, []).append(fact)
-    return groups
+def by_session(batches: list[pa.RecordBatch]) -> dict[str, pa.Table]:
+    """Batches split by session, as the writer splits them by partition."""
+    groups: dict[str, list[pa.RecordBatch]] = {}
+    for batch in batches:
+        for session, part in split_batch(batch, "session_id").items():
+            groups.setdefault(session, []).append(part)
+    return {session: pa.Table.from_batches(parts) for session, parts in groups.items()}
 
 
-def convert_and_write(directory: Path, facts: list[TaskFact]) -> dict[str, Any]:
-    """schema.to_arrow then segments.write_segment, each timed alone, session by session."""
-    groups = by_session(facts)
+def convert_and_write(directory: Path, pages: list[TaskFacts]) -> dict[str, Any]:
+    """schema.facts_batch (columns to Arrow, as the sink's consume does), then
+    segments.write_segment session by session, each timed alone."""
     now = int(time.time() * MICROS)
-    tables: dict[str, pa.Table] = {}
     with window() as convert:
-        for session, rows in groups.items():
-            tables[session] = schema.to_arrow(schema.TASKS, [(now, rows)])
+        batches = [schema.facts_batch(page, now) for page in pages]
+    tables = by_session(batches)
     layout.prepare(directory)
     size = 0
     with window() as write:
@@ -457,23 +471,24 @@ def convert_and_write(directory: Path, facts: list[TaskFact]) -> dict[str, Any]:
             partition = layout.partition_dir(directory, "tasks", "session_id", session)
             size += segments.write_segment(partition, table).stat().st_size
     arrow_bytes = sum(t.nbytes for t in tables.values())
-    rows = len(facts)
+    rows = row_count(pages)
     return {"convert": convert.figures(rows),
             "write": {**write.figures(rows), "bytes": size,
                       "mb_per_s": round(size / 1e6 / max(write.wall, 1e-9), 1),
                       "arrow_mb_per_s": round(arrow_bytes / 1e6 / max(write.wall, 1e-9), 1)},
-            "arrow_bytes": arrow_bytes, "sessions": len(groups)}
+            "arrow_bytes": arrow_bytes, "sessions": len(tables)}
 
 
-def profile_convert(facts: list[TaskFact], top: int = 18) -> str:
-    """cProfile of to_arrow + write over the facts (one partition): where the time goes."""
+def profile_convert(pages: list[TaskFacts], top: int = 18) -> str:
+    """cProfile of facts_batch + write over the pages (one partition): where the time goes."""
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory(prefix="archive-profile-") as tmp:
         directory = Path(tmp)
         layout.prepare(directory)
         partition = layout.partition_dir(directory, "tasks", "session_id", "profiled")
         profiler.enable()
-        table = schema.to_arrow(schema.TASKS, [(int(time.time() * MICROS), facts)])
+        now = int(time.time() * MICROS)
+        table = pa.Table.from_batches([schema.facts_batch(page, now) for page in pages])
         segments.write_segment(partition, table)
         profiler.disable()
     out = io.StringIO()
@@ -917,13 +932,17 @@ def write_part(args: argparse.Namespace, run: Run, root: Path) -> Path | None:
     print(f"facts: building {args.rows:,} large-shaped tasks (detailed and summary) ...",
           flush=True)
     with window() as built:
-        detailed, summary = freeze_facts(lambda: synth_facts(args.rows))
+        records, summary_records = freeze_facts(lambda: synth_facts(args.rows))
+        # Columns, as the collector publishes them; built before any timing.
+        detailed = freeze_facts(partial(pages_of, records))
+        summary = freeze_facts(partial(pages_of, summary_records))
     run.results["facts"] = {"source": "synthetic, shaped like the large scenario "
                                       "(simulating it takes ~80 s)",
-                            "detailed_rows": len(detailed), "build_s": round(built.wall, 2),
+                            "detailed_rows": len(records), "build_s": round(built.wall, 2),
                             "gc_frozen": True,
-                            "sessions": len({f.session_id for f in detailed[:: 997]}),
-                            "retried": sum(1 for f in summary if f.status == "RETRIED")}
+                            "sessions": len({f.session_id for f in records[:: 997]}),
+                            "retried": sum(1 for f in records if f.status == "RETRIED")}
+    del records, summary_records
     run.phase("build facts")
     large = fresh_dir(root, "large")
     write: dict[str, Any] = {}
@@ -933,7 +952,7 @@ def write_part(args: argparse.Namespace, run: Run, root: Path) -> Path | None:
                             detailed)
         shutil.rmtree(root / "alone", ignore_errors=True)
         if args.profile:
-            print(profile_convert(detailed[:200_000]), flush=True)
+            print(profile_convert(detailed[:200_000 // PAGE_ROWS]), flush=True)
         if alone:
             write["alone_detailed"] = alone
     print("write: ArchiveSink end to end, detailed facts, with the lag probe ...", flush=True)
@@ -971,7 +990,7 @@ def write_part(args: argparse.Namespace, run: Run, root: Path) -> Path | None:
         walls: dict[str, float] = {"switch_5ms": 0.0, "switch_1ms": 0.0}
         for label, interval in (("switch_5ms", None), ("switch_1ms", 0.001)) * 2:
             pair = run.attempt(f"lag_{label}", asyncio.run, one_flush(
-                fresh_dir(root, "one-flush"), summary[:SMALL_SAMPLE_ROWS],
+                fresh_dir(root, "one-flush"), summary[:SMALL_SAMPLE_ROWS // PAGE_ROWS],
                 switch_interval=interval))
             if pair:
                 pooled[label] += pair.pop("lag_raw")
@@ -1004,7 +1023,8 @@ def write_part(args: argparse.Namespace, run: Run, root: Path) -> Path | None:
     if not args.skip_bytes:
         print("bytes: small flushes, then compaction ...", flush=True)
         small = fresh_dir(root, "small")
-        asyncio.run(sink_write(small, summary[:SMALL_SAMPLE_ROWS], SMALL_FLUSH_ROWS, False))
+        asyncio.run(sink_write(small, summary[:SMALL_SAMPLE_ROWS // PAGE_ROWS], SMALL_FLUSH_ROWS,
+                               False))
         # The detailed archive is compacted after its query as written (query_part).
         figures = {label: run.attempt(f"compact {label}", compact_figures, directory)
                    for label, directory in (("summary, 100k flushes", root / "summary"),

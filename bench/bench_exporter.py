@@ -18,8 +18,9 @@
    loop, (with --aio) a bare grpc.aio loop, and the exporter's EventStreams and pipeline take to
    receive all of them, each in a child process of this module.
 2. Task facts: prebuilt ListTasksResponse pages (1,000 TaskSummary each; bytes from a finished
-   in-process simulator run via simulator.convert.list_tasks_response) parsed, converted
-   (collectors.convert.task_fact) and folded (FactMetrics.add): facts/s end to end and per stage.
+   in-process simulator run via simulator.convert.list_tasks_response) parsed, converted to
+   columns (collectors.convert.task_facts) and folded with numpy (FactMetrics.add): facts/s end
+   to end and per stage.
    Then TaskFactsPoller.poll_once() over the `--poll-tasks` newest ended tasks of the served
    session: wall time, facts/s, pages, rows read, client and server CPU per page.
 3. /metrics: a PrometheusSink filled to ~10k series, rendered as the HTTP handler does (the
@@ -517,12 +518,12 @@ def build_pages(pages: int, page_size: int = 1000) -> list[bytes]:
 
 
 def measure_pages(pages: list[bytes], repeats: int = 2) -> dict[str, Any]:
-    """Parse -> task_fact -> FactMetrics.add over prebuilt pages, per stage and end to end.
+    """Parse -> task_facts -> FactMetrics.add over prebuilt pages, per stage and end to end.
 
     Medians over `repeats` of wall time and of this thread's CPU time (robust to preemption).
     """
     parse = tc.ListTasksResponse.FromString
-    task_fact = convert.task_fact
+    task_facts = convert.task_facts
     names = ("parse", "convert", "aggregate", "end_to_end")
     wall: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
@@ -537,7 +538,7 @@ def measure_pages(pages: list[bytes], repeats: int = 2) -> dict[str, Any]:
             t0 = mark()
             responses = [parse(page) for page in pages]
             t1 = mark()
-            converted = [[task_fact(t) for t in response.tasks] for response in responses]
+            converted = [task_facts(response.tasks) for response in responses]
             t2 = mark()
             metrics = FactMetrics()
             for page_facts in converted:
@@ -549,7 +550,7 @@ def measure_pages(pages: list[bytes], repeats: int = 2) -> dict[str, Any]:
             metrics = FactMetrics()
             t4 = mark()
             for page in pages:
-                metrics.add([task_fact(t) for t in parse(page).tasks])
+                metrics.add(task_facts(parse(page).tasks))
             t5 = mark()
             for name, (a, b) in zip(names, ((t0, t1), (t1, t2), (t2, t3), (t4, t5)),
                                     strict=True):

@@ -17,6 +17,7 @@ from armonik_observe import archive
 from armonik_observe.archive import ArchiveError, maintenance
 from armonik_observe.archive.schema import TABLES
 from armonik_observe.archive.segments import write_segment
+from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import SessionInfo
 from armonik_observe.pipeline import Batch
 
@@ -38,7 +39,9 @@ async def replayed_archive(directory: Path) -> None:
     """An archive of many small segments with duplicates, as restarts and overlaps leave it."""
     for round_ in range(4):
         batch = full_batch(tasks=20)
-        batch.facts += [fact(100 + round_, ended=False, status="PROCESSING"), fact(100 + round_)]
+        batch.facts = TaskFacts.of([*batch.facts.records(),
+                                    fact(100 + round_, ended=False, status="PROCESSING"),
+                                    fact(100 + round_)])
         await write(directory, batch, results=[result(1, "CREATED"), result(1)],
                     clock=lambda r=round_: NOW_S + r)
 
@@ -102,7 +105,8 @@ async def test_compaction_leaves_unreadable_segments_alone(tmp_path: Path) -> No
 
 async def test_retention_removes_partitions_whose_data_is_old(tmp_path: Path) -> None:
     directory = tmp_path / "a"
-    old = Batch(facts=[fact(1, session="old")], sessions=[SessionInfo("old", "CLOSED", (), 0)])
+    old = Batch(facts=TaskFacts.of([fact(1, session="old")]),
+                sessions=[SessionInfo("old", "CLOSED", (), 0)])
     await write(directory, old, clock=lambda: NOW_S - 40 * DAY_S)
     await write(directory, full_batch(session="recent"), clock=lambda: NOW_S)
     now = datetime.fromtimestamp(NOW_S, UTC)

@@ -16,6 +16,7 @@ from test_archive_writer import (
     NOW_S,
     T0,
     fact,
+    facts_batch,
     full_batch,
     micros_columns,
     read_rows,
@@ -56,7 +57,7 @@ def test_a_directory_that_is_no_archive_cannot_be_opened(tmp_path: Path) -> None
 async def test_a_corrupt_segment_is_skipped_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await write(tmp_path / "a", Batch(facts=[fact(1), fact(2)]))
+    await write(tmp_path / "a", facts_batch(fact(1), fact(2)))
     partition = tmp_path / "a" / "tasks" / "session_id=s-1"
     garbage = partition / "part-garbage.parquet"
     garbage.write_bytes(b"PAR1 this is not parquet at all")
@@ -73,7 +74,7 @@ async def test_a_corrupt_segment_is_skipped_with_a_warning(
 
 
 async def test_a_segment_with_foreign_types_is_skipped(tmp_path: Path) -> None:
-    await write(tmp_path / "a", Batch(facts=[fact(1)]))
+    await write(tmp_path / "a", facts_batch(fact(1)))
     foreign = tmp_path / "a" / "tasks" / "session_id=s-1" / "part-foreign.parquet"
     pq.write_table(pa.table({"session_id": ["s-1"], "task_id": [1], "ended_at": ["today"]}),
                    foreign)
@@ -90,7 +91,7 @@ async def test_a_segment_with_foreign_types_is_skipped(tmp_path: Path) -> None:
 
 
 async def test_a_stray_tmp_file_is_reported_and_a_fresh_one_ignored(tmp_path: Path) -> None:
-    await write(tmp_path / "a", Batch(facts=[fact(1)]))
+    await write(tmp_path / "a", facts_batch(fact(1)))
     partition = tmp_path / "a" / "tasks" / "session_id=s-1"
     stray = partition / "part-crashed.parquet.tmp"
     stray.write_bytes(b"half a segment")
@@ -106,7 +107,7 @@ async def test_a_stray_tmp_file_is_reported_and_a_fresh_one_ignored(tmp_path: Pa
 
 
 async def test_each_bad_file_is_checked_and_reported_once(tmp_path: Path) -> None:
-    await write(tmp_path / "a", Batch(facts=[fact(1)]))
+    await write(tmp_path / "a", facts_batch(fact(1)))
     (tmp_path / "a" / "tasks" / "session_id=s-1" / "part-bad.parquet").write_bytes(b"x")
     opened = archive.open(tmp_path / "a")
     for _ in range(3):
@@ -119,12 +120,12 @@ async def test_each_bad_file_is_checked_and_reported_once(tmp_path: Path) -> Non
 
 async def test_duckdb_and_polars_keep_the_same_rows(tmp_path: Path) -> None:
     tied = fact(4, pod_hostname="b")
-    await write(tmp_path / "a", Batch(facts=[
+    await write(tmp_path / "a", facts_batch(
         fact(1, ended=False, status="PROCESSING"), fact(1),
         summary(2), fact(2, status="ERROR", ended_at=T0 + 10**9),
         fact(3, ended=False, status="SUBMITTED"), fact(3, ended=False, status="DISPATCHED"),
         tied, fact(4, pod_hostname="a"), tied,
-    ]), results=[result(1, "CREATED"), result(1), result(2, "ABORTED"), result(2, "CREATED")])
+    ), results=[result(1, "CREATED"), result(1), result(2, "ABORTED"), result(2, "CREATED")])
     await write(tmp_path / "a", full_batch(tasks=1), clock=lambda: NOW_S + 60)
 
     opened = archive.open(tmp_path / "a")
@@ -162,7 +163,7 @@ async def test_the_latest_result_state_wins(tmp_path: Path) -> None:
 
 async def test_escaped_session_ids_read_back_exactly(tmp_path: Path) -> None:
     odd = ["a/b", "..", "x y=1", "0012", "%41", ""]
-    await write(tmp_path / "a", Batch(facts=[fact(n, session=s) for n, s in enumerate(odd)]))
+    await write(tmp_path / "a", facts_batch(*(fact(n, session=s) for n, s in enumerate(odd))))
     assert sorted(row["session_id"] for row in read_rows(tmp_path / "a", "tasks")) == sorted(odd)
     frame = archive.open(tmp_path / "a").lazy("tasks").collect()
     assert sorted(frame["session_id"].to_list()) == sorted(odd)
@@ -174,7 +175,7 @@ async def test_escaped_session_ids_read_back_exactly(tmp_path: Path) -> None:
 async def test_the_watermark_is_the_latest_end(tmp_path: Path) -> None:
     await write(tmp_path / "a")
     assert archive.open(tmp_path / "a").watermark_us() is None
-    await write(tmp_path / "a", Batch(facts=[fact(1), fact(7), fact(9, ended=False)]))
+    await write(tmp_path / "a", facts_batch(fact(1), fact(7), fact(9, ended=False)))
     assert archive.open(tmp_path / "a").watermark_us() == fact(7).ended_at
 
 
@@ -191,7 +192,7 @@ async def test_stats_count_rows_and_bytes_per_table(tmp_path: Path) -> None:
 
 
 async def test_the_context_manager_owns_and_closes_one_connection(tmp_path: Path) -> None:
-    await write(tmp_path / "a", Batch(facts=[fact(1)]))
+    await write(tmp_path / "a", facts_batch(fact(1)))
     opened = archive.open(tmp_path / "a")
     with opened:
         connection = opened.connection
@@ -203,11 +204,11 @@ async def test_the_context_manager_owns_and_closes_one_connection(tmp_path: Path
 
 
 async def test_a_connection_is_a_snapshot_of_the_segments(tmp_path: Path) -> None:
-    await write(tmp_path / "a", Batch(facts=[fact(1)]))
+    await write(tmp_path / "a", facts_batch(fact(1)))
     opened = archive.open(tmp_path / "a")
     connection = opened.connect()
     try:
-        await write(tmp_path / "a", Batch(facts=[fact(2)]))
+        await write(tmp_path / "a", facts_batch(fact(2)))
         assert connection.sql("SELECT count(*) FROM tasks").fetchall() == [(1,)]
         assert opened.query("SELECT count(*) FROM tasks") == [(2,)]
     finally:
@@ -215,7 +216,7 @@ async def test_a_connection_is_a_snapshot_of_the_segments(tmp_path: Path) -> Non
 
 
 async def test_raw_lazy_frames_keep_every_row(tmp_path: Path) -> None:
-    batch = Batch(facts=[fact(1), fact(2)])
+    batch = facts_batch(fact(1), fact(2))
     await write(tmp_path / "a", batch, batch)
     opened = archive.open(tmp_path / "a")
     assert opened.lazy("tasks", raw=True).select(pl.len()).collect().item() == 4

@@ -21,6 +21,7 @@ import pytest
 
 from armonik_observe import archive
 from armonik_observe.archive import ArchiveError, ArchiveSink, ResultRecord
+from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import (
     EventKind,
     HealthSample,
@@ -95,10 +96,15 @@ def new_task_event(n: int, session: str = "s-1") -> SessionEvent:
     )
 
 
+def facts_batch(*facts: TaskFact) -> Batch:
+    """A batch of task facts."""
+    return Batch(facts=TaskFacts.of(facts))
+
+
 def full_batch(session: str = "s-1", tasks: int = 5) -> Batch:
     """A batch holding one of every kind of record (and a few tasks)."""
     return Batch(
-        facts=[fact(n, session=session) for n in range(tasks)],
+        facts=TaskFacts.of([fact(n, session=session) for n in range(tasks)]),
         events=[
             new_task_event(1, session),
             SessionEvent(T0 + 2, session, EventKind.TASK_STATUS_UPDATE, task_id="task-000001",
@@ -178,7 +184,7 @@ def back(record_type: type, row: dict[str, Any]) -> Any:
 async def test_every_field_reads_back_equal(tmp_path: Path) -> None:
     facts = [fact(1), summary(2), fact(3, ended=False, status="PROCESSING", error="boom")]
     batch = full_batch()
-    batch.facts = facts
+    batch.facts = TaskFacts.of(facts)
     await write(tmp_path / "a", batch, results=[result(1), result(2, status="CREATED")])
 
     tasks = {row["task_id"]: row for row in read_rows(tmp_path / "a", "tasks")}
@@ -233,8 +239,8 @@ async def test_the_ended_row_wins_whatever_the_order(tmp_path: Path) -> None:
     running = fact(1, ended=False, status="PROCESSING")
     ended = fact(1, status="ERROR", error="segfault")
     late_replay = fact(1, ended=False, status="SUBMITTED")
-    await write(tmp_path / "a", Batch(facts=[running]), Batch(facts=[ended]),
-                Batch(facts=[late_replay]))
+    await write(tmp_path / "a", facts_batch(running), facts_batch(ended),
+                facts_batch(late_replay))
 
     [row] = read_rows(tmp_path / "a", "tasks")
     assert (row["status"], row["error"], row["ended_at"]) == ("ERROR", "segfault", ended.ended_at)
@@ -243,7 +249,7 @@ async def test_the_ended_row_wins_whatever_the_order(tmp_path: Path) -> None:
 async def test_the_latest_end_wins_between_ended_rows(tmp_path: Path) -> None:
     first = fact(1, status="COMPLETED")
     later = fact(1, status="COMPLETED", ended_at=(first.ended_at or 0) + 10, pod_hostname="b")
-    await write(tmp_path / "a", Batch(facts=[later]), Batch(facts=[first]))
+    await write(tmp_path / "a", facts_batch(later), facts_batch(first))
     [row] = read_rows(tmp_path / "a", "tasks")
     assert row["pod_hostname"] == "b"
 
@@ -265,7 +271,7 @@ async def test_a_failed_write_keeps_its_rows_for_the_next_flush(tmp_path: Path) 
     sink = ArchiveSink(tmp_path / "a", flush_interval=60)
     blocker = tmp_path / "a" / "tasks"
     blocker.write_text("not a directory")  # fails for root too
-    sink.consume(Batch(facts=[fact(1), fact(2)]))
+    sink.consume(facts_batch(fact(1), fact(2)))
 
     with pytest.raises(ArchiveError, match="cannot write"):
         await sink.flush()
@@ -283,7 +289,7 @@ async def test_a_failed_write_keeps_its_rows_for_the_next_flush(tmp_path: Path) 
 async def test_the_background_task_flushes_on_the_interval(tmp_path: Path) -> None:
     sink = ArchiveSink(tmp_path / "a", flush_interval=0.02)
     await sink.start()
-    sink.consume(Batch(facts=[fact(1)]))
+    sink.consume(facts_batch(fact(1)))
     await asyncio.wait_for(sink.flushed.wait(), 5)
     assert sink.stats.rows_written == 1
     await sink.stop()
@@ -292,7 +298,7 @@ async def test_the_background_task_flushes_on_the_interval(tmp_path: Path) -> No
 async def test_a_full_buffer_is_flushed_without_waiting_for_the_interval(tmp_path: Path) -> None:
     sink = ArchiveSink(tmp_path / "a", flush_interval=3600, max_buffer_rows=10)
     await sink.start()
-    sink.consume(Batch(facts=[fact(n) for n in range(10)]))
+    sink.consume(Batch(facts=TaskFacts.of([fact(n) for n in range(10)])))
     await asyncio.wait_for(sink.flushed.wait(), 5)
     assert sink.stats.rows_written == 10
     await sink.stop()
@@ -301,7 +307,7 @@ async def test_a_full_buffer_is_flushed_without_waiting_for_the_interval(tmp_pat
 async def test_stop_flushes_and_is_idempotent(tmp_path: Path) -> None:
     sink = ArchiveSink(tmp_path / "a", flush_interval=3600)
     await sink.start()
-    sink.consume(Batch(facts=[fact(1)]))
+    sink.consume(facts_batch(fact(1)))
     await sink.stop()
     await sink.stop()
     assert sink.stats.rows_written == 1
@@ -309,7 +315,7 @@ async def test_stop_flushes_and_is_idempotent(tmp_path: Path) -> None:
 
 async def test_a_cancelled_flush_still_writes_and_counts_its_rows(tmp_path: Path) -> None:
     sink = ArchiveSink(tmp_path / "a", flush_interval=3600)
-    sink.consume(Batch(facts=bulk_facts(0, 20_000)))
+    sink.consume(Batch(facts=TaskFacts.of(bulk_facts(0, 20_000))))
     flush = asyncio.create_task(sink.flush())
     await asyncio.sleep(0)  # the flush hands its rows to the worker thread
     flush.cancel()
@@ -322,8 +328,8 @@ async def test_a_cancelled_flush_still_writes_and_counts_its_rows(tmp_path: Path
 
 async def test_rows_beyond_the_pending_limit_are_dropped_and_counted(tmp_path: Path) -> None:
     sink = ArchiveSink(tmp_path / "a", max_buffer_rows=5, max_pending_rows=8)
-    sink.consume(Batch(facts=[fact(n) for n in range(6)]))
-    sink.consume(Batch(facts=[fact(n) for n in range(6, 9)]))
+    sink.consume(Batch(facts=TaskFacts.of([fact(n) for n in range(6)])))
+    sink.consume(Batch(facts=TaskFacts.of([fact(n) for n in range(6, 9)])))
     assert (sink.stats.buffered_rows, sink.stats.dropped_rows) == (6, 3)
 
 
@@ -353,7 +359,7 @@ async def test_a_reader_in_another_thread_never_fails_nor_goes_back(tmp_path: Pa
     thread.start()
     try:
         for page in range(8):
-            sink.consume(Batch(facts=bulk_facts(page * 500, 500)))
+            sink.consume(Batch(facts=TaskFacts.of(bulk_facts(page * 500, 500))))
             await sink.flush()
             await asyncio.sleep(0.01)
     finally:
@@ -387,7 +393,7 @@ async def test_a_large_flush_does_not_block_the_event_loop(tmp_path: Path) -> No
     for attempt in range(3):
         sink = ArchiveSink(tmp_path / str(attempt), flush_interval=3600, max_buffer_rows=10**9)
         for page in range(200):
-            sink.consume(Batch(facts=bulk_facts(page * 1000, 1000)))
+            sink.consume(Batch(facts=TaskFacts.of(bulk_facts(page * 1000, 1000))))
         # Building 200k records just now leaves a full GC pass owed (~100 ms here, in whichever
         # thread allocates next): pay it before measuring the flush, not during.
         gc.collect()
@@ -431,6 +437,6 @@ def test_a_non_empty_directory_that_is_no_archive_is_refused(tmp_path: Path) -> 
 
 
 async def test_an_existing_archive_is_appended_to(tmp_path: Path) -> None:
-    await write(tmp_path / "a", Batch(facts=[fact(1)]))
-    await write(tmp_path / "a", Batch(facts=[fact(2)]))
+    await write(tmp_path / "a", facts_batch(fact(1)))
+    await write(tmp_path / "a", facts_batch(fact(2)))
     assert len(read_rows(tmp_path / "a", "tasks")) == 2

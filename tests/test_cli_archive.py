@@ -20,6 +20,7 @@ from test_cli_serve import DEAD, assert_one_line_error, run_cli
 
 from armonik_observe import archive
 from armonik_observe.archive.schema import TABLES, TASKS
+from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.pipeline import Batch
 
 EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
@@ -31,8 +32,9 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     directory = tmp_path_factory.mktemp("cli") / "archive"
     first = full_batch(session="s-1", tasks=5)
     second = full_batch(session="s-2", tasks=0)
-    second.facts = [fact(n, session="s-2", status="ERROR", error="boom") for n in range(5, 8)]
-    replay = Batch(facts=first.facts[:2])
+    second.facts = TaskFacts.of([fact(n, session="s-2", status="ERROR", error="boom")
+                                 for n in range(5, 8)])
+    replay = Batch(facts=TaskFacts.of(first.facts.records()[:2]))
     asyncio.run(write(directory, first, second, replay,
                       results=[result(1), result(2, "CREATED"), result(3, session="s-2")]))
     yield directory

@@ -8,6 +8,7 @@ from typing import Any
 from exporter_harness import exporter_for, sample, settle
 
 from armonik_observe.collectors.lag import LagMonitor
+from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import TaskFact
 from armonik_observe.simulator.scenario import scenario_from_dict
 
@@ -27,14 +28,14 @@ def ended(task_id: str, at_s: float, session: str = "s") -> TaskFact:
 
 def test_a_stream_that_keeps_up_has_no_lag() -> None:
     monitor = LagMonitor()
-    monitor.note_facts([ended("a", 10), ended("b", 11)], {"s"}, lambda s, t: True)
+    monitor.note_facts(TaskFacts.of([ended("a", 10), ended("b", 11)]), {"s"}, lambda s, t: True)
     assert monitor.lag_seconds("s") == 0.0
 
 
 def test_lag_is_the_span_of_undelivered_ends_in_server_time() -> None:
     monitor = LagMonitor()
     facts = [ended("a", 100), ended("b", 130), ended("c", 160)]
-    monitor.note_facts(facts, {"s"}, lambda s, t: t == "c")
+    monitor.note_facts(TaskFacts.of(facts), {"s"}, lambda s, t: t == "c")
     assert monitor.lag_seconds("s") == 60.0
     monitor.delivered("s", "a")
     assert monitor.lag_seconds("s") == 30.0
@@ -44,8 +45,8 @@ def test_lag_is_the_span_of_undelivered_ends_in_server_time() -> None:
 
 def test_unfollowed_sessions_and_forgotten_ones_have_no_lag() -> None:
     monitor = LagMonitor()
-    monitor.note_facts([ended("a", 1, "other"), ended("b", 1), ended("c", 50)], {"s"},
-                       lambda s, t: False)
+    facts = TaskFacts.of([ended("a", 1, "other"), ended("b", 1), ended("c", 50)])
+    monitor.note_facts(facts, {"s"}, lambda s, t: False)
     assert monitor.lag_seconds("other") == 0.0
     assert monitor.lag_seconds("s") == 49.0
     monitor.forget("s")
@@ -54,8 +55,8 @@ def test_unfollowed_sessions_and_forgotten_ones_have_no_lag() -> None:
 
 def test_ends_a_cut_stream_never_delivers_are_dropped_after_a_while() -> None:
     monitor = LagMonitor()
-    monitor.note_facts([ended("lost", 0)], {"s"}, lambda s, t: False)
-    monitor.note_facts([ended("new", 3600)], {"s"}, lambda s, t: True)
+    monitor.note_facts(TaskFacts.of([ended("lost", 1)]), {"s"}, lambda s, t: False)
+    monitor.note_facts(TaskFacts.of([ended("new", 3600)]), {"s"}, lambda s, t: True)
     assert monitor.lag_seconds("s") == 0.0
 
 
@@ -77,7 +78,8 @@ async def test_a_stream_too_far_behind_is_degraded_then_retried(manual_sim: Any)
             (session_id,) = streams.trackers
             assert streams.states[session_id] == "connected"
             # Facts show two ends 60 s apart that the stream never delivered.
-            streams.note_facts([ended("x", 0, session_id), ended("y", 60, session_id)])
+            streams.note_facts(TaskFacts.of([ended("x", 1, session_id),
+                                              ended("y", 61, session_id)]))
             assert streams.lag_by_session()[session_id] == 60.0
             await streams.wait_for_state(session_id, "degraded")
             await settle(exporter, 1)

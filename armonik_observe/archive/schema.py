@@ -14,9 +14,11 @@ from itertools import repeat
 from operator import attrgetter
 from typing import Any, NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from armonik_observe.fact_columns import TIME_COLUMNS, TaskFacts
 from armonik_observe.model import StatusCounts
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -264,7 +266,7 @@ def empty_table(table: str) -> pa.Table:
 SLICE_ROWS = 4096
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-Chunk = tuple[int, Sequence[Any]]  # (observed_at in epoch microseconds, records seen then)
+Records = tuple[int, Sequence[Any]]  # (observed_at in epoch microseconds, records seen then)
 
 
 def partition_function(table: TableSpec) -> Callable[[Any], str]:
@@ -279,13 +281,13 @@ def utc_day(micros: int) -> str:
     return (_EPOCH + timedelta(microseconds=micros)).date().isoformat()
 
 
-def to_arrow(table: TableSpec, chunks: Sequence[Chunk]) -> pa.Table:
+def to_arrow(table: TableSpec, chunks: Sequence[Records]) -> pa.Table:
     """Convert buffered records to an Arrow table of the table's schema."""
     batches = [_batch(table, records, observed) for records, observed in _slices(table, chunks)]
     return pa.Table.from_batches(batches, schema=table.schema)
 
 
-def _slices(table: TableSpec, chunks: Sequence[Chunk]) -> Iterator[tuple[list[Any], list[int]]]:
+def _slices(table: TableSpec, chunks: Sequence[Records]) -> Iterator[tuple[list[Any], list[int]]]:
     # Bounded lists, never one list of every record: each young list is walked by every GC pass.
     records: list[Any] = []
     observed: list[int] = []
@@ -320,6 +322,27 @@ def _array(column: Column, records: list[Any], observed: list[int],
         values = [getattr(v, "name", f"UNKNOWN_{v}") for v in values]
     if column.micros_to_seconds:
         return pc.divide(pa.array(values, pa.int64()).cast(pa.float64()), 1_000_000.0)
+    return pa.array(values, column.type)
+
+
+def facts_batch(facts: TaskFacts, observed_us: int) -> pa.RecordBatch:
+    """Complete task facts (a ListTasksDetailed page) as a batch of the tasks table."""
+    if not facts.complete:
+        raise ValueError("the tasks table needs complete (detailed) task facts")
+    arrays = [_fact_array(column, facts, observed_us) for column in TASKS.columns]
+    return pa.RecordBatch.from_arrays(arrays, schema=TASKS.schema)
+
+
+def _fact_array(column: Column, facts: TaskFacts, observed_us: int) -> pa.Array:
+    if column.attribute == OBSERVED:
+        return pa.array(np.full(len(facts), observed_us, np.int64), TIMESTAMP)
+    values = facts[column.attribute]
+    if column.attribute in TIME_COLUMNS:  # microseconds, 0 when unset
+        # int64 first: pyarrow's masked numpy-to-timestamp and -to-float paths are 2-3x slower
+        micros = pa.array(values, pa.int64(), mask=values == 0)
+        if column.micros_to_seconds:
+            return pc.divide(micros, 1_000_000.0)
+        return micros.view(TIMESTAMP)
     return pa.array(values, column.type)
 
 

@@ -12,21 +12,33 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from armonik_observe.archive import layout, schema, segments
 from armonik_observe.archive.layout import ArchiveError
-from armonik_observe.archive.schema import Chunk, TableSpec
+from armonik_observe.archive.schema import Records, TableSpec
 from armonik_observe.pipeline import Batch
 
 log = logging.getLogger(__name__)
 
-# Which Batch field feeds which table.
-BATCH_FIELDS = {"tasks": "facts", "events": "events", "sessions": "sessions",
-                "task_counts": "counts", "health": "health", "results": "results"}
+# Which Batch field of records feeds which table (task facts come as columns).
+RECORD_FIELDS = {"events": "events", "sessions": "sessions", "task_counts": "counts",
+                 "health": "health", "results": "results"}
+
+
+# Buffered rows: records with the time the sink took them, or a ready Arrow batch (task facts).
+Chunk: TypeAlias = Records | pa.RecordBatch
+
+
+def chunk_rows(chunk: Chunk) -> int:
+    """How many rows a buffered chunk holds."""
+    return chunk.num_rows if isinstance(chunk, pa.RecordBatch) else len(chunk[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +64,7 @@ class _Group:
 
     table: TableSpec
     value: str
-    chunks: list[tuple[int, list[Any]]]
+    chunks: list[Chunk]
 
 
 @dataclass(slots=True)
@@ -147,25 +159,29 @@ class ArchiveSink:
     def consume(self, batch: Batch) -> None:
         """Buffer a batch's records; the background task writes them."""
         now = self._now_us()
-        for fact in batch.facts:
-            if fact.ended_at is not None and fact.ended_at > self._tasks_ended_through:
-                self._tasks_ended_through = fact.ended_at
-        for table, attribute in BATCH_FIELDS.items():
+        if batch.facts:
+            ends = int(batch.facts["ended_at"].max())
+            self._tasks_ended_through = max(self._tasks_ended_through, ends)
+            # A page of columns becomes Arrow at once (about 1 ms per 1,000 rows, numpy and
+            # pyarrow doing the work), so the worker thread only splits and writes.
+            self._add("tasks", schema.facts_batch(batch.facts, now))
+        for table, attribute in RECORD_FIELDS.items():
             records = getattr(batch, attribute)
             if records:
-                self._add(table, now, records)
+                # A copy of the list, not of the records: the publisher may reuse its list.
+                self._add(table, (now, list(records)))
 
-    def _add(self, table: str, now: int, records: Sequence[Any]) -> None:
-        if self._buffered + len(records) > self.max_pending_rows:
+    def _add(self, table: str, chunk: Chunk) -> None:
+        rows = chunk_rows(chunk)
+        if self._buffered + rows > self.max_pending_rows:
             if not self._dropping:  # once until a flush writes again, not once per batch
                 log.warning("archive: %d rows waiting for the disk, dropping new %s rows",
                             self._buffered, table)
             self._dropping = True
-            self._dropped += len(records)
+            self._dropped += rows
             return
-        # A copy of the list, not of the records: the publisher may reuse its list.
-        self._buffers.setdefault(table, []).append((now, list(records)))
-        self._buffered += len(records)
+        self._buffers.setdefault(table, []).append(chunk)
+        self._buffered += rows
         if self._buffered >= self.max_buffer_rows:
             self._wake.set()
 
@@ -210,9 +226,8 @@ class ArchiveSink:
         if outcome.error:
             self._errors += 1
         for group in outcome.unwritten:  # back in front of what arrived meanwhile
-            rows = sum(len(records) for _, records in group.chunks)
             self._buffers.setdefault(group.table.name, [])[:0] = group.chunks
-            self._buffered += rows
+            self._buffered += sum(map(chunk_rows, group.chunks))
 
     @property
     def stats(self) -> WriterStats:
@@ -235,7 +250,7 @@ def _write_all(directory: Path, drained: dict[str, list[Chunk]]) -> _Outcome:
         except (ValueError, TypeError, AttributeError) as error:
             # Records Arrow cannot take (ArrowInvalid and ArrowTypeError derive from ValueError
             # and TypeError) will never convert: drop them rather than retry forever.
-            outcome.rejected += sum(len(records) for _, records in group.chunks)
+            outcome.rejected += sum(map(chunk_rows, group.chunks))
             log.error("archive: dropped %s rows of partition %s that do not convert: %s",
                       group.table.name, group.value, error)
         except OSError as error:
@@ -253,25 +268,47 @@ def _release(groups: list[_Group]) -> None:
     while groups:
         chunks = groups.pop().chunks
         while chunks:
-            rows = chunks.pop()[1]
-            while rows:
-                del rows[-RELEASE_ROWS:]
+            chunk = chunks.pop()
+            if isinstance(chunk, tuple):  # Arrow batches free their buffers in one go
+                rows = chunk[1]
+                while rows:
+                    del rows[-RELEASE_ROWS:]
 
 
 def _by_partition(table: TableSpec, chunks: list[Chunk]) -> list[_Group]:
-    key = schema.partition_function(table)
     groups: dict[str, _Group] = {}
-    for seen, records in chunks:
-        split: dict[str, list[Any]] = {}
-        for record in records:
-            split.setdefault(key(record), []).append(record)
-        for value, rows in split.items():
-            groups.setdefault(value, _Group(table, value, [])).chunks.append((seen, rows))
+    for chunk in chunks:
+        parts = (split_batch(chunk, table.partition_key) if isinstance(chunk, pa.RecordBatch)
+                 else _split_records(table, chunk))
+        for value, part in parts.items():
+            groups.setdefault(value, _Group(table, value, [])).chunks.append(part)
     return list(groups.values())
 
 
+def _split_records(table: TableSpec, chunk: Records) -> dict[str, Chunk]:
+    key = schema.partition_function(table)
+    seen, records = chunk
+    split: dict[str, list[Any]] = {}
+    for record in records:
+        split.setdefault(key(record), []).append(record)
+    return {value: (seen, rows) for value, rows in split.items()}
+
+
+def split_batch(batch: pa.RecordBatch, column: str) -> dict[str, Chunk]:
+    """A batch's rows by the value of one (string) column."""
+    values = batch.column(column)
+    distinct = pc.unique(values).to_pylist()
+    if len(distinct) == 1:
+        return {distinct[0]: batch}
+    return {value: batch.filter(pc.equal(values, value)) for value in distinct}
+
+
 def _write_group(directory: Path, group: _Group) -> tuple[int, int]:
-    table = schema.to_arrow(group.table, group.chunks)
+    batches = [chunk for chunk in group.chunks if isinstance(chunk, pa.RecordBatch)]
+    records = [chunk for chunk in group.chunks if isinstance(chunk, tuple)]
+    if records:
+        batches += schema.to_arrow(group.table, records).to_batches()
+    table = pa.Table.from_batches(batches, schema=group.table.schema)
     partition = layout.partition_dir(directory, group.table.name,
                                      group.table.partition_key, group.value)
     path = segments.write_segment(partition, table)

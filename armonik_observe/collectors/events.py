@@ -24,12 +24,12 @@ from armonik_observe.collectors.lag import LagMonitor
 from armonik_observe.collectors.poller import Publish
 from armonik_observe.collectors.retry import Connection, StopRequested
 from armonik_observe.collectors.tracker import Budget, TaskTracker
+from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import (
     TERMINAL_TASK_STATUSES,
     EventKind,
     SessionEvent,
     SessionInfo,
-    TaskFact,
 )
 from armonik_observe.pipeline import Batch
 
@@ -104,7 +104,7 @@ class EventStreams:
         self._streams.pop(session_id).cancel()
         self.trackers.pop(session_id).clear()
 
-    def note_facts(self, facts: list[TaskFact]) -> None:
+    def note_facts(self, facts: TaskFacts) -> None:
         """Match authoritative task ends against the streams, to measure their lag."""
         trackers = self.trackers
 

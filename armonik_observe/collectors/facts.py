@@ -17,7 +17,7 @@ from armonik.protogen.client.tasks_service_pb2_grpc import TasksStub
 from armonik_observe.collectors import convert, requests
 from armonik_observe.collectors.poller import Poller, Publish
 from armonik_observe.collectors.retry import Connection
-from armonik_observe.model import TaskFact
+from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.pipeline import Batch
 
 PAGE_SIZE = 1000
@@ -61,8 +61,8 @@ class TaskFactsPoller(Poller):
             tasks = await self._page(cursor, page)
             seen = self._seen
             # Rows re-read in the overlap are dropped before the costly conversion.
-            self._publish_new([convert.task_fact(t, self.detailed)
-                               for t in tasks if t.id not in seen])
+            self._publish_new(convert.task_facts([t for t in tasks if t.id not in seen],
+                                                 self.detailed))
             if len(tasks) < self.page_size:
                 break
             last = convert.micros(tasks[-1], "ended_at") or cursor
@@ -95,14 +95,17 @@ class TaskFactsPoller(Poller):
             )
         return reply.tasks
 
-    def _publish_new(self, facts: list[TaskFact]) -> None:
-        seen = self._seen
-        fresh = [f for f in facts if f.ended_at is not None]
-        for fact in fresh:
-            seen[fact.task_id] = fact.ended_at or 0
-            self.watermark_us = max(self.watermark_us or 0, fact.ended_at or 0)
-        if fresh:
-            self.publish(Batch(facts=fresh))
+    def _publish_new(self, facts: TaskFacts) -> None:
+        if not facts:
+            return
+        ends = facts["ended_at"]
+        if not ends.all():  # the filter asks for ended tasks; a server may still send others
+            facts = facts.take(ends != 0)
+            ends = facts["ended_at"]
+        if facts:
+            self._seen.update(zip(facts["task_id"], ends.tolist(), strict=True))
+            self.watermark_us = max(self.watermark_us or 0, int(ends.max()))
+            self.publish(Batch(facts=facts))
 
     def _forget_old(self) -> None:
         horizon = (self.watermark_us or 0) - self.overlap_us

@@ -8,9 +8,9 @@ pending end: zero for a stream that keeps up, growing for one that falls behind.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
-from armonik_observe.model import TaskFact
+from armonik_observe.fact_columns import TaskFacts
 
 # Pending ends older than this (behind the newest end) are dropped: a stream that was cut
 # never delivers the ends it missed, and the facts already counted them.
@@ -26,16 +26,18 @@ class LagMonitor:
         self._pending: dict[str, dict[str, int]] = {}
         self._newest: dict[str, int] = {}
 
-    def note_facts(self, facts: Iterable[TaskFact], followed: set[str], seen: Delivered) -> None:
+    def note_facts(self, facts: TaskFacts, followed: set[str], seen: Delivered) -> None:
         """Record ended tasks of followed sessions that their stream has not delivered yet."""
-        for fact in facts:
-            session_id, ended_at = fact.session_id, fact.ended_at
-            if session_id not in followed or ended_at is None:
+        if not followed or not facts:
+            return
+        for session_id, task_id, ended_at in zip(facts["session_id"], facts["task_id"],
+                                                 facts["ended_at"].tolist(), strict=True):
+            if session_id not in followed or not ended_at:
                 continue
             if ended_at > self._newest.get(session_id, 0):
                 self._newest[session_id] = ended_at
-            if not seen(session_id, fact.task_id):
-                self._pending.setdefault(session_id, {})[fact.task_id] = ended_at
+            if not seen(session_id, task_id):
+                self._pending.setdefault(session_id, {})[task_id] = ended_at
         for session_id in self._pending:
             self._prune(session_id)
 

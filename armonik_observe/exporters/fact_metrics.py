@@ -1,21 +1,23 @@
 """Counters and histograms over authoritative task facts, fed a page at a time.
 
 ListTasks brings facts a thousand at a time. Observing each through prometheus_client's
-Histogram would cost a label look-up and a lock per value; here a page is folded into plain
-per-series arrays and families are built fresh at scrape time, as any custom Collector does.
+Histogram would cost a label look-up and a lock per value; here a page is folded with numpy
+(bucket search and counts per label set) into per-series arrays, and families are built fresh
+at scrape time, as any custom Collector does.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from armonik_observe.exporters.exposition import Family, to_metric
 from armonik_observe.exporters.metrics_table import DURATION_BUCKETS, FACT_LABELS, spec
-from armonik_observe.model import TaskFact
+from armonik_observe.fact_columns import TaskFacts
 
 Labels = tuple[str, str, str]
 
@@ -28,24 +30,36 @@ _DURATIONS = (
 
 
 class HistogramSeries:
-    """Cumulative buckets of one histogram, one array per label set."""
+    """Buckets of one histogram, one array per label set."""
 
     def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = list(bounds)
-        self.series: dict[Labels, list[float]] = {}  # counts per bucket (+Inf last), then sum
+        self.bounds = np.array(bounds, np.float64)
+        # per label set: counts per bucket, +Inf last (not cumulative); then the sum
+        self.series: dict[Labels, tuple[npt.NDArray[np.int64], list[float]]] = {}
 
-    def observe(self, labels: Labels, seconds: float) -> None:
-        """Add one observation."""
-        values = self.series.get(labels)
-        if values is None:
-            values = self.series[labels] = [0.0] * (len(self.bounds) + 2)
-        values[bisect_left(self.bounds, seconds)] += 1
-        values[-1] += seconds
+    def add(self, labels: list[Labels], slots: npt.NDArray[np.intp],
+            seconds: npt.NDArray[np.float64]) -> None:
+        """Observe `seconds[i]` under `labels[slots[i]]`."""
+        width = len(self.bounds) + 1
+        # bisect_left: a value equal to a bound falls in that bound's bucket (le="bound")
+        buckets = np.searchsorted(self.bounds, seconds, side="left")
+        counts = np.bincount(slots * width + buckets, minlength=len(labels) * width)
+        sums = np.bincount(slots, weights=seconds, minlength=len(labels))
+        for slot, label in enumerate(labels):
+            row = counts[slot * width:(slot + 1) * width]
+            if not row.any():
+                continue
+            series = self.series.get(label)
+            if series is None:
+                series = self.series[label] = (np.zeros(width, np.int64), [0.0])
+            series[0][:] += row
+            series[1][0] += float(sums[slot])
 
     def family(self, name: str, documentation: str) -> Family:
         """The histogram family for a scrape."""
-        edges = (*(f"{b:g}" for b in self.bounds), "+Inf")
-        rows = [(labels, values[:-1], values[-1]) for labels, values in self.series.items()]
+        edges = (*(f"{b:g}" for b in self.bounds.tolist()), "+Inf")
+        rows = [(labels, [float(c) for c in counts.tolist()], total[0])
+                for labels, (counts, total) in self.series.items()]
         return Family(name, "histogram", documentation, FACT_LABELS, histogram_rows=rows,
                       bucket_edges=edges)
 
@@ -57,17 +71,32 @@ class FactMetrics(Collector):
         self.ended: dict[Labels, int] = {}
         self.histograms = {name: HistogramSeries(buckets) for name, _ in _DURATIONS}
 
-    def add(self, facts: Iterable[TaskFact]) -> None:
-        """Count each fact once and observe its durations."""
+    def add(self, facts: TaskFacts) -> None:
+        """Count each fact once and observe its durations, a page at a time."""
+        if not facts:
+            return
+        slot_of: dict[Labels, int] = {}
+        slots = np.fromiter(
+            (slot_of.setdefault(key, len(slot_of)) for key in zip(
+                facts["partition_id"], facts["application_name"], facts["status"],
+                strict=True)),
+            np.intp, len(facts))
+        labels = list(slot_of)
         ended = self.ended
-        observers = [(self.histograms[name], attribute) for name, attribute in _DURATIONS]
-        for fact in facts:
-            labels = (fact.partition_id, fact.application_name, fact.status)
-            ended[labels] = ended.get(labels, 0) + 1
-            for histogram, attribute in observers:
-                micros = getattr(fact, attribute)
-                if micros is not None:
-                    histogram.observe(labels, micros / 1_000_000)
+        for label, count in zip(labels, np.bincount(slots).tolist(), strict=True):
+            ended[label] = ended.get(label, 0) + count
+        for name, micros, valid in self._durations(facts):
+            self.histograms[name].add(labels, slots[valid], micros[valid] / 1_000_000)
+
+    @staticmethod
+    def _durations(facts: TaskFacts) -> Iterator[tuple[str, npt.NDArray[np.int64],
+                                                       npt.NDArray[np.bool_]]]:
+        """(histogram, microseconds, which rows have the value) for each histogram."""
+        for name, column in _DURATIONS[:3]:
+            micros = facts[column]
+            yield name, micros, micros != 0
+        submitted, received = facts["submitted_at"], facts["received_at"]
+        yield _DURATIONS[3][0], received - submitted, (submitted != 0) & (received != 0)
 
     def families(self) -> Iterator[Family]:
         """The families, built fresh for this scrape."""
