@@ -15,7 +15,8 @@ from armonik_observe.supervisor import supervise
 Echo = Callable[[str], None]
 
 
-def _tune_process() -> None:
+def tune_process() -> None:
+    """Garbage-collector thresholds and GIL switch interval for a long-running exporter."""
     # Millions of long-lived records: frequent young collections only rescan them.
     gc.set_threshold(100_000, 50, 100)
     # The archive writer converts records in a thread; with the default 5 ms GIL switch
@@ -39,7 +40,7 @@ def build_simulator(settings: SimulatorSettings) -> Simulator:
 
 async def run_simulator(settings: SimulatorSettings, echo: Echo) -> None:
     """Serve a simulated control plane until Ctrl-C or the duration."""
-    _tune_process()
+    tune_process()
     simulator = build_simulator(settings)
 
     async def start() -> None:
@@ -52,7 +53,7 @@ async def run_simulator(settings: SimulatorSettings, echo: Echo) -> None:
 
 async def run_exporter(settings: ServeSettings, echo: Echo, duration: float | None) -> None:
     """Serve metrics for a control plane until Ctrl-C or the duration."""
-    _tune_process()
+    tune_process()
     exporter = Exporter(settings)
 
     async def start() -> None:
@@ -66,7 +67,7 @@ async def run_demo(
     simulator_settings: SimulatorSettings, serve: Callable[[str], ServeSettings], echo: Echo
 ) -> None:
     """The embedded simulator and the exporter in one process."""
-    _tune_process()
+    tune_process()
     logging.getLogger("armonik_observe").setLevel(logging.WARNING)
     simulator = build_simulator(simulator_settings)
     exporters: list[Exporter] = []
