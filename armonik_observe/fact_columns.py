@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
-from itertools import compress
+from itertools import chain, compress
 from typing import Any
 
 import numpy as np
@@ -98,3 +98,19 @@ class TaskFacts:
                    for name in ALL_COLUMNS]
         return [TaskFact(*row) for row in zip(*columns, strict=True)]
 
+
+def concat(parts: Sequence[TaskFacts]) -> TaskFacts:
+    """Several pages of facts as one; the columns are those every part has."""
+    parts = [part for part in parts if part]
+    if not parts:
+        return TaskFacts.empty()
+    if len(parts) == 1:
+        return parts[0]
+    names = [name for name in parts[0]._columns if all(name in p for p in parts)]
+    columns: dict[str, Sequence[Any] | Micros] = {}
+    for name in names:
+        if name in TIME_COLUMNS:
+            columns[name] = np.concatenate([part[name] for part in parts])
+        else:
+            columns[name] = list(chain.from_iterable(part[name] for part in parts))
+    return TaskFacts(columns, sum(map(len, parts)))

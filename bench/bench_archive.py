@@ -7,7 +7,7 @@
    in the simulator takes ~80 s here, half the time budget; the slot queueing, durations and
    retries follow the scenario's profile. Timed: `ArchiveSink.consume` + flushes end to end
    (pages of 1,000 rows, a producer that lets at most `max_buffer_rows` wait, as ListTasks pages
-   would arrive), then in isolation `schema.to_arrow` (records to Arrow, per session as the
+   would arrive), then in isolation `schema.facts_batches` (columns to Arrow, as the
    writer does) and `segments.write_segment` (Parquet zstd + fsync + rename). Rows/s on the wall
    clock and per CPU-second (this process, every thread), against the issue's 500k rows/s.
 2. Loop stalls: a ticker coroutine sleeps 1 ms in a loop and records loop.time() deltas minus
@@ -461,18 +461,18 @@ def by_session(batches: list[pa.RecordBatch]) -> dict[str, pa.Table]:
 
 
 def convert_and_write(directory: Path, pages: list[TaskFacts]) -> dict[str, Any]:
-    """schema.facts_batch (columns to Arrow, as the sink's consume does), then
+    """schema.facts_batches (pages of columns to Arrow, as the sink's worker does), then
     segments.write_segment session by session, each timed alone."""
     now = int(time.time() * MICROS)
     with window() as convert:
-        batches = [schema.facts_batch(page, now) for page in pages]
+        batches = list(schema.facts_batches([(now, page) for page in pages]))
     tables = by_session(batches)
     layout.prepare(directory)
     size = 0
     with window() as write:
         for session, table in tables.items():
             partition = layout.partition_dir(directory, "tasks", "session_id", session)
-            size += segments.write_segment(partition, table).stat().st_size
+            size += segments.write_segment(schema.TASKS, partition, table).stat().st_size
     arrow_bytes = sum(t.nbytes for t in tables.values())
     rows = row_count(pages)
     return {"convert": convert.figures(rows),
@@ -483,7 +483,7 @@ def convert_and_write(directory: Path, pages: list[TaskFacts]) -> dict[str, Any]
 
 
 def profile_convert(pages: list[TaskFacts], top: int = 18) -> str:
-    """cProfile of facts_batch + write over the pages (one partition): where the time goes."""
+    """cProfile of facts_batches + write over the pages (one partition): where the time goes."""
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory(prefix="archive-profile-") as tmp:
         directory = Path(tmp)
@@ -491,8 +491,8 @@ def profile_convert(pages: list[TaskFacts], top: int = 18) -> str:
         partition = layout.partition_dir(directory, "tasks", "session_id", "profiled")
         profiler.enable()
         now = int(time.time() * MICROS)
-        table = pa.Table.from_batches([schema.facts_batch(page, now) for page in pages])
-        segments.write_segment(partition, table)
+        table = pa.Table.from_batches(schema.facts_batches([(now, page) for page in pages]))
+        segments.write_segment(schema.TASKS, partition, table)
         profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
@@ -742,11 +742,11 @@ def write_rows(write: dict[str, Any]) -> list[Row]:
         return rows
     convert, parquet = write["alone_detailed"]["convert"], write["alone_detailed"]["write"]
     rows += [
-        ratio_row("to_arrow alone: rows/s", convert["rows_per_s"], TARGET_ROWS_PER_S,
+        ratio_row("facts to Arrow alone: rows/s", convert["rows_per_s"], TARGET_ROWS_PER_S,
                   verdict=f"{convert['us_per_row']:.2f} us/row, CPU {convert['cpu_s']:.2f}s"),
         ratio_row("write_segment alone: rows/s", parquet["rows_per_s"], TARGET_ROWS_PER_S,
                   verdict=f"{parquet['mb_per_s']:g} MB/s out, CPU {parquet['cpu_s']:.2f}s"),
-        other_row("to_arrow + write alone: other processes' CPU",
+        other_row("to Arrow + write alone: other processes' CPU",
                   max(convert["other_cpu_share"], parquet["other_cpu_share"])),
     ]
     return rows
@@ -864,7 +864,7 @@ def parse_args() -> argparse.Namespace:
                                                               f"{ANALYTICS_VERSION}",
                         help="where armonik-analytics is (or gets) pip-installed")
     parser.add_argument("--profile", action="store_true",
-                        help="print a cProfile of to_arrow + write over 200k detailed rows")
+                        help="print a cProfile of facts_batches + write over 200k detailed rows")
     parser.add_argument("--keep", action="store_true", help="keep the archives written")
     for name in SECTIONS:
         parser.add_argument(f"--skip-{name}", action="store_true")
@@ -950,7 +950,7 @@ def write_part(args: argparse.Namespace, run: Run, root: Path) -> Path | None:
     large = fresh_dir(root, "large")
     write: dict[str, Any] = {}
     if not args.skip_write:
-        print("write: to_arrow and write_segment alone ...", flush=True)
+        print("write: facts_batches and write_segment alone ...", flush=True)
         alone = run.attempt("write_alone", convert_and_write, fresh_dir(root, "alone"),
                             detailed)
         shutil.rmtree(root / "alone", ignore_errors=True)

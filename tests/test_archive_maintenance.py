@@ -15,7 +15,7 @@ from test_archive_writer import NOW_S, fact, full_batch, micros_columns, read_ro
 
 from armonik_observe import archive
 from armonik_observe.archive import ArchiveError, maintenance
-from armonik_observe.archive.schema import TABLES
+from armonik_observe.archive.schema import EVENTS, TABLES
 from armonik_observe.archive.segments import write_segment
 from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import SessionInfo
@@ -81,7 +81,7 @@ async def test_an_interrupted_compaction_duplicates_nothing(tmp_path: Path) -> N
     partition = next((tmp_path / "a" / "events").iterdir())
     inputs = sorted(partition.glob("*.parquet"))
     merged = pa.concat_tables([pq.ParquetFile(p).read() for p in inputs])
-    write_segment(partition, merged, replaces=tuple(p.name for p in inputs))
+    write_segment(EVENTS, partition, merged, replaces=tuple(p.name for p in inputs))
 
     assert len(read_rows(tmp_path / "a", "events_raw")) == raw_events
     assert every_view(tmp_path / "a") == before

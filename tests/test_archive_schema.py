@@ -13,12 +13,18 @@ import os
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from armonik_observe.archive import segments
 from armonik_observe.archive.schema import (
     BY_NAME,
     OBSERVED,
+    OPTIONS,
+    STRINGS,
     TABLES,
+    TIMESTAMP,
+    TableSpec,
     render_markdown,
     render_text,
 )
@@ -75,3 +81,30 @@ def test_the_conventions_hold() -> None:
         assert table.partition_key in table.schema.names
         assert table.observed_column in table.schema.names
         assert OBSERVED not in table.schema.names
+
+
+@pytest.mark.parametrize("table", TABLES, ids=lambda t: t.name)
+def test_written_segments_use_the_declared_encodings_and_statistics(table: TableSpec,
+                                                                    tmp_path: Path) -> None:
+    # pyarrow ignores a column path it does not know: check every declared one took effect.
+    options = table.parquet_options()
+    written = segments.write_segment(table, tmp_path, _one_row(table))
+    row_group = pq.ParquetFile(written).metadata.row_group(0)
+    columns = {row_group.column(i).path_in_schema: row_group.column(i)
+               for i in range(row_group.num_columns)}
+    assert set(columns) == set(options["use_dictionary"]) | set(options["column_encoding"])
+    for path, column in columns.items():
+        if path in options["column_encoding"]:
+            assert options["column_encoding"][path] in column.encodings, path
+        elif column.physical_type != "BOOLEAN":  # Parquet has no dictionary for booleans
+            assert any("DICTIONARY" in e for e in column.encodings), path
+        assert column.is_stats_set is (path in options["write_statistics"]), path
+    assert table.observed_column in options["write_statistics"]  # retention reads them
+
+
+def _one_row(table: TableSpec) -> pa.Table:
+    """One row with every value set (nested columns with one element)."""
+    values = {pa.string(): "x", pa.float64(): 1.5, pa.int64(): 1, pa.int32(): 1,
+              pa.bool_(): True, pa.date32(): 1, TIMESTAMP: 1_700_000_000_000_000,
+              STRINGS: ["x"], OPTIONS: [("k", "v")]}
+    return pa.table({c.name: pa.array([values[c.type]], c.type) for c in table.columns})

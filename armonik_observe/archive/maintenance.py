@@ -95,7 +95,8 @@ def _merge(table: TableSpec, partition: Path, bundle: list[Segment],
     rows_before = merged.num_rows
     if table.name in views.DEDUPLICATED:
         merged = _deduplicate(table, merged)
-    path = write_segment(partition, merged, replaces=tuple(s.path.name for s in bundle))
+    path = write_segment(table, partition, merged,
+                         replaces=tuple(s.path.name for s in bundle))
     report.removed += _remove([segment.path for segment in bundle])
     report.merged += len(bundle)
     report.written += 1

@@ -114,8 +114,10 @@ class SegmentIndex:
             self.warn(f"skipped archive segment {path}: unfinished write (a .tmp file)")
 
 
-def write_segment(partition: Path, table: pa.Table, replaces: tuple[str, ...] = ()) -> Path:
-    """Write a table as a new segment of a partition, visible all at once; return its path."""
+def write_segment(spec: TableSpec, partition: Path, table: pa.Table,
+                  replaces: tuple[str, ...] = ()) -> Path:
+    """Write rows of a table as a new segment of a partition, visible all at once; return its
+    path."""
     if replaces:
         metadata = {REPLACES_KEY: json.dumps(list(replaces)).encode()}
         table = table.replace_schema_metadata(metadata)
@@ -123,7 +125,8 @@ def write_segment(partition: Path, table: pa.Table, replaces: tuple[str, ...] = 
 
     def write(tmp: Path) -> None:
         # A path, not a Python file object: pyarrow then writes without holding the GIL.
-        pq.write_table(table, str(tmp), compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(table, str(tmp), compression="zstd", row_group_size=ROW_GROUP_ROWS,
+                       **spec.parquet_options())
 
     layout.write_atomically(target, write)
     return target

@@ -1,11 +1,11 @@
 """The archive sink: buffers record batches on the event loop, writes Parquet segments off it.
 
-`consume` appends references to per-table buffers; a page of task facts is turned into an Arrow
-batch right there (columns in, about 2 ms per 1,000 rows), since that work holds the GIL wherever
-it runs. A background task flushes the buffers every `flush_interval` seconds, or as soon as
-`max_buffer_rows` rows wait. A flush swaps the buffers out and hands them to a worker thread,
-which groups them by partition, converts the remaining records to Arrow in small slices and
-writes one segment per partition. A failed write puts its rows back for the next flush.
+`consume` only appends references to per-table buffers. A background task flushes them every
+`flush_interval` seconds, or as soon as `max_buffer_rows` rows wait. A flush swaps the buffers
+out and hands them to a worker thread, which converts them to Arrow in slices (pages of task
+facts merged to a few thousand rows: each pyarrow call holds the GIL, so the event loop never
+waits long for it), splits them by partition and writes one segment per partition. A failed
+write puts its rows back for the next flush.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from armonik_observe.archive import layout, schema, segments
 from armonik_observe.archive.layout import ArchiveError
 from armonik_observe.archive.schema import Records, TableSpec
+from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.pipeline import Batch
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ RECORD_FIELDS = {"events": "events", "sessions": "sessions", "task_counts": "cou
                  "health": "health", "results": "results"}
 
 
-# Buffered rows: records with the time the sink took them, or a ready Arrow batch (task facts).
-Chunk: TypeAlias = Records | pa.RecordBatch
+# Buffered rows: records or a page of task facts, with the time the sink took them; or rows
+# already in Arrow (task facts converted by a flush that then could not write them).
+Chunk: TypeAlias = Records | tuple[int, TaskFacts] | pa.RecordBatch
 
 
 def chunk_rows(chunk: Chunk) -> int:
@@ -164,9 +166,7 @@ class ArchiveSink:
         if batch.facts:
             ends = int(batch.facts["ended_at"].max())
             self._tasks_ended_through = max(self._tasks_ended_through, ends)
-            # A page of columns becomes Arrow at once (about 1 ms per 1,000 rows, numpy and
-            # pyarrow doing the work), so the worker thread only splits and writes.
-            self._add("tasks", schema.facts_batch(batch.facts, now))
+            self._add("tasks", (now, batch.facts))
         for table, attribute in RECORD_FIELDS.items():
             records = getattr(batch, attribute)
             if records:
@@ -242,10 +242,15 @@ class ArchiveSink:
 
 
 def _write_all(directory: Path, drained: dict[str, list[Chunk]]) -> _Outcome:
-    groups = [group for table, chunks in drained.items()
-              for group in _by_partition(schema.spec(table), chunks)]
-    drained.clear()  # the groups now hold the records
     outcome = _Outcome()
+    groups: list[_Group] = []
+    for table, chunks in drained.items():
+        try:
+            groups += _by_partition(schema.spec(table), chunks)
+        except (ValueError, TypeError) as error:  # task facts that do not convert: see below
+            outcome.rejected += sum(map(chunk_rows, chunks))
+            log.error("archive: dropped %s rows that do not convert: %s", table, error)
+    drained.clear()  # the groups now hold the records
     for index, group in enumerate(groups):
         try:
             outcome.written.append(_write_group(directory, group))
@@ -279,12 +284,29 @@ def _release(groups: list[_Group]) -> None:
 
 def _by_partition(table: TableSpec, chunks: list[Chunk]) -> list[_Group]:
     groups: dict[str, _Group] = {}
-    for chunk in chunks:
-        parts = (split_batch(chunk, table.partition_key) if isinstance(chunk, pa.RecordBatch)
-                 else _split_records(table, chunk))
-        for value, part in parts.items():
-            groups.setdefault(value, _Group(table, value, [])).chunks.append(part)
+    for value, part in _partition_parts(table, chunks):
+        groups.setdefault(value, _Group(table, value, [])).chunks.append(part)
     return list(groups.values())
+
+
+def _partition_parts(table: TableSpec, chunks: list[Chunk]) -> Iterator[tuple[str, Chunk]]:
+    """Each chunk's rows by partition; pages of task facts become Arrow batches on the way.
+
+    Chunks are taken out of `chunks` as they go, so each page is freed once converted: freeing
+    200k rows' values at once would hold the GIL for some 80 ms.
+    """
+    pages: list[tuple[int, TaskFacts]] = []
+    chunks.reverse()
+    while chunks:
+        chunk = chunks.pop()
+        if isinstance(chunk, pa.RecordBatch):  # converted by an earlier flush that failed
+            yield from split_batch(chunk, table.partition_key).items()
+        elif isinstance(chunk[1], TaskFacts):
+            pages.append((chunk[0], chunk[1]))
+        else:
+            yield from _split_records(table, cast(Records, chunk)).items()
+    for batch in schema.facts_batches(pages):
+        yield from split_batch(batch, table.partition_key).items()
 
 
 def _split_records(table: TableSpec, chunk: Records) -> dict[str, Chunk]:
@@ -313,5 +335,5 @@ def _write_group(directory: Path, group: _Group) -> tuple[int, int]:
     table = pa.Table.from_batches(batches, schema=group.table.schema)
     partition = layout.partition_dir(directory, group.table.name,
                                      group.table.partition_key, group.value)
-    path = segments.write_segment(partition, table)
+    path = segments.write_segment(group.table, partition, table)
     return table.num_rows, path.stat().st_size
