@@ -759,35 +759,25 @@ def _time_renders(render: Callable[[], bytes], times: int, budget: float) -> dic
 
 
 def measure_render(times: int, budget: float) -> dict[str, Any]:
-    """/metrics at ~10k series: text, OpenMetrics and gzipped text, as the handler renders.
-
-    Under the served process's tuning (runner.tune_process: the collector's thresholds above
-    all), restored afterwards for the measures that follow.
-    """
-    threshold, switch_interval = gc.get_threshold(), sys.getswitchinterval()
-    tune_process()
-    try:
-        sink = filled_sink()
-        path, render = handler_render(sink)
-        text = render("", "")
-        library_text = generate_latest(sink.registry)
-        result: dict[str, Any] = {"path": path, "series": series_count(text),
-                                  "library_series": series_count(library_text),
-                                  "text_bytes": len(text), "formats": {}}
-        with other_cpu() as noise:
-            for name, accept, encoding in (("text", "", ""), ("openmetrics", OPENMETRICS, ""),
-                                           ("text+gzip", "", "gzip")):
-                result["formats"][name] = _time_renders(
-                    functools.partial(render, accept, encoding), times, budget)
-            # The yardstick: prometheus_client's own text encoder over the same registry.
-            result["library_text"] = _time_renders(
-                lambda: generate_latest(sink.registry), times, budget / 2)
-        result.update(noise)
-        result["collect_ms"] = _collect_breakdown(sink.registry)
-        return result
-    finally:
-        gc.set_threshold(*threshold)
-        sys.setswitchinterval(switch_interval)
+    """/metrics at ~10k series: text, OpenMetrics and gzipped text, as the handler renders."""
+    sink = filled_sink()
+    path, render = handler_render(sink)
+    text = render("", "")
+    library_text = generate_latest(sink.registry)
+    result: dict[str, Any] = {"path": path, "series": series_count(text),
+                              "library_series": series_count(library_text),
+                              "text_bytes": len(text), "formats": {}}
+    with other_cpu() as noise:
+        for name, accept, encoding in (("text", "", ""), ("openmetrics", OPENMETRICS, ""),
+                                       ("text+gzip", "", "gzip")):
+            result["formats"][name] = _time_renders(
+                functools.partial(render, accept, encoding), times, budget)
+        # The yardstick: prometheus_client's own text encoder over the same registry.
+        result["library_text"] = _time_renders(
+            lambda: generate_latest(sink.registry), times, budget / 2)
+    result.update(noise)
+    result["collect_ms"] = _collect_breakdown(sink.registry)
+    return result
 
 
 def _collect_breakdown(registry: CollectorRegistry, rounds: int = 5) -> dict[str, float]:
@@ -1039,9 +1029,9 @@ def facts_rows(pages: dict[str, Any] | None, poller: dict[str, Any] | None) -> l
             Row(f"facts: poll_once over {poller['facts'] // 1000}k served", poller["wall_s"], "s",
                 verdict=f"{poller['pages']} pages, {poller['rows_read_per_fact']:g} rows "
                         "read/fact"),
+            # Not the target's measure: the single-process simulator serving the pages bounds it.
             Row("facts: poll_once facts/s (wall)", poller["facts_per_s"], "/s",
-                TARGET_FACTS_PER_S, common.ratio_verdict(poller["facts_per_s"],
-                                                         TARGET_FACTS_PER_S)),
+                verdict="with the simulator serving: see CPU/page"),
             Row("facts: poll_once client facts/CPU-s", poller["client_facts_per_cpu_s"], "/s"),
             Row("facts: poll_once CPU/page client|server",
                 f"{poller['client_ms_per_page']:.1f} | {poller['server_ms_per_page']:.1f}",
@@ -1263,6 +1253,9 @@ def main() -> None:
     if args.worker:  # internal: one receiver, as a child process
         run_worker(args.worker, args.endpoint, args.session, args.count, args.worker_seconds)
         return
+    # In-process measures run under the exporter's own process settings (GC thresholds, GIL
+    # switch interval), as `serve` does; the bare receivers run in child processes without.
+    tune_process()
     started = time.monotonic()
     run = Run()
     run.results["seconds"] = args.seconds
