@@ -6,7 +6,7 @@ task. Times and durations are int64 numpy arrays of microseconds where 0 means u
 does not tell an unset Timestamp from the epoch either); the other columns are lists.
 
 Without the archive only `CORE_COLUMNS` are read from the wire: what the metrics and the stream
-lag need, at a fifth of the cost of every field.
+lag need, at a third of the cost of every field.
 """
 
 from __future__ import annotations

@@ -245,11 +245,12 @@ def _write_all(directory: Path, drained: dict[str, list[Chunk]]) -> _Outcome:
     outcome = _Outcome()
     groups: list[_Group] = []
     for table, chunks in drained.items():
+        rows = sum(map(chunk_rows, chunks))  # counted first: splitting takes the chunks out
         try:
             groups += _by_partition(schema.spec(table), chunks)
         except (ValueError, TypeError) as error:  # task facts that do not convert: see below
-            outcome.rejected += sum(map(chunk_rows, chunks))
-            log.error("archive: dropped %s rows that do not convert: %s", table, error)
+            outcome.rejected += rows
+            log.error("archive: dropped %d %s rows that do not convert: %s", rows, table, error)
     drained.clear()  # the groups now hold the records
     for index, group in enumerate(groups):
         try:
