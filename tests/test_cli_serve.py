@@ -21,6 +21,9 @@ DEAD = "http://127.0.0.1:1"
 # Environment variables the CLI reads: never inherited from the developer's shell.
 OWN_ENV = ("AK_ENDPOINT", "AKCONFIG")
 WAIT_S = 15.0
+# Long enough for a loaded machine to start the process and finish its first polls before
+# `--duration` ends it (3 s was not, once, in a full run).
+SERVE_S = "6"
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -200,7 +203,7 @@ def poll_until(url: str, wanted: str) -> str:
 
 def test_serve_exports_a_live_control_plane_then_stops(simulator: str) -> None:
     process, base = start_serve("serve", "-e", simulator, "--listen", "127.0.0.1:0",
-                                "--duration", "3")
+                                "--duration", SERVE_S)
     try:
         body = poll_until(base + "/metrics", "armonik_up 1.0")
         assert 'armonik_tasks{partition="default",status="COMPLETED"}' in body
@@ -216,7 +219,7 @@ def test_an_https_endpoint_on_a_plaintext_server_is_reported_as_a_tls_mismatch(
 ) -> None:
     endpoint = simulator.replace("http://", "https://")
     process, base = start_serve("--log-level", "WARNING", "serve", "-e", endpoint,
-                                "--listen", "127.0.0.1:0", "--duration", "3")
+                                "--listen", "127.0.0.1:0", "--duration", SERVE_S)
     try:
         health = poll_until(base + "/health", "poll failed")
         assert json.loads(health)["ready"] is False
