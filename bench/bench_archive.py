@@ -626,7 +626,7 @@ async def serve_slice(tasks: int, directory: Path) -> None:
         cache: dict[int, tuple[tuple[str, str], ...]] = {}
         facts = [fact_from_sim(task, cache) for task in simulator.true_tasks()]
         sink = ArchiveSink(directory, max_buffer_rows=len(facts) + 1)
-        sink.consume(Batch(facts=facts))
+        sink.consume(Batch(facts=TaskFacts.of(facts)))
         await sink.stop()
         ready = {"port": simulator.port, "sessions": list(simulator.workload.session_ids),
                  "tasks": len(facts), "play_s": round(play, 3)}
