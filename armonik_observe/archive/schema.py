@@ -472,7 +472,10 @@ DIR/<table>/date=YYYY-MM-DD/part-*.parquet          task_counts, health (UTC day
 Segments are immutable and appear atomically (written as `*.parquet.tmp`, fsynced, renamed).
 Every column is stored in the file, the partition key included; directory names percent-escape
 the session id. Times are `timestamp[us, tz=UTC]`, durations are seconds as float64, statuses
-are names. Unreadable segments are skipped with a warning.
+are names. Unreadable segments are skipped with a warning. Row groups hold up to 131,072 rows;
+ids are stored DELTA_LENGTH_BYTE_ARRAY, times DELTA_BINARY_PACKED, measured durations
+BYTE_STREAM_SPLIT and everything else dictionary-encoded, with min/max statistics on every
+column but the ids (DuckDB and Polars skip row groups on times, sessions, statuses).
 
 Read it with `armonik_observe.archive.open(DIR)`: `connect()` gives a DuckDB connection with one
 view per table below, and `<table>_raw` for each (every row as written); `lazy(table)` gives the
