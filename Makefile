@@ -26,6 +26,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_simulator
 	$(BIN)/python -m bench.bench_exporter
+	$(BIN)/python -m bench.bench_archive
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
