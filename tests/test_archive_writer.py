@@ -21,7 +21,7 @@ import pytest
 
 from armonik_observe import archive
 from armonik_observe.archive import ArchiveError, ArchiveSink, ResultRecord
-from armonik_observe.fact_columns import TaskFacts
+from armonik_observe.fact_columns import CORE_COLUMNS, TaskFacts
 from armonik_observe.model import (
     EventKind,
     HealthSample,
@@ -440,3 +440,16 @@ async def test_an_existing_archive_is_appended_to(tmp_path: Path) -> None:
     await write(tmp_path / "a", facts_batch(fact(1)))
     await write(tmp_path / "a", facts_batch(fact(2)))
     assert len(read_rows(tmp_path / "a", "tasks")) == 2
+
+
+async def test_task_facts_without_every_column_are_dropped_and_counted(tmp_path: Path) -> None:
+    # Summaries read for metrics only (core columns) cannot fill the tasks table: the flush
+    # drops them, counts them, and still writes every other table.
+    batch = full_batch(tasks=0)
+    complete = TaskFacts.of([fact(n) for n in range(4)])
+    batch.facts = TaskFacts({name: complete[name] for name in CORE_COLUMNS}, len(complete))
+    sink = await write(tmp_path / "a", batch, results=[result(1)])
+    assert sink.stats.dropped_rows == 4
+    assert read_rows(tmp_path / "a", "tasks") == []
+    assert len(read_rows(tmp_path / "a", "events")) == len(batch.events)
+    assert len(read_rows(tmp_path / "a", "results")) == 1
