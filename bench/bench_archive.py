@@ -7,7 +7,7 @@
    in the simulator takes ~80 s here, half the time budget; the slot queueing, durations and
    retries follow the scenario's profile. Timed: `ArchiveSink.consume` + flushes end to end
    (pages of 1,000 rows, a producer that lets at most `max_buffer_rows` wait, as ListTasks pages
-   would arrive), then in isolation `schema.facts_batches` (columns to Arrow, as the
+   would arrive), then in isolation `arrow.facts_batches` (columns to Arrow, as the
    writer does) and `segments.write_segment` (Parquet zstd + fsync + rename). Rows/s on the wall
    clock and per CPU-second (this process, every thread), against the issue's 500k rows/s.
 2. Loop stalls: a ticker coroutine sleeps 1 ms in a loop and records loop.time() deltas minus
@@ -72,7 +72,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from armonik_observe.archive import layout, maintenance, schema, segments
+from armonik_observe.archive import arrow, layout, maintenance, schema, segments
 from armonik_observe.archive import open as open_archive
 from armonik_observe.archive.writer import ArchiveSink, split_batch
 from armonik_observe.fact_columns import TaskFacts
@@ -461,11 +461,11 @@ def by_session(batches: list[pa.RecordBatch]) -> dict[str, pa.Table]:
 
 
 def convert_and_write(directory: Path, pages: list[TaskFacts]) -> dict[str, Any]:
-    """schema.facts_batches (pages of columns to Arrow, as the sink's worker does), then
+    """arrow.facts_batches (pages of columns to Arrow, as the sink's worker does), then
     segments.write_segment session by session, each timed alone."""
     now = int(time.time() * MICROS)
     with window() as convert:
-        batches = list(schema.facts_batches([(now, page) for page in pages]))
+        batches = list(arrow.facts_batches([(now, page) for page in pages]))
     tables = by_session(batches)
     layout.prepare(directory)
     size = 0
@@ -491,7 +491,7 @@ def profile_convert(pages: list[TaskFacts], top: int = 18) -> str:
         partition = layout.partition_dir(directory, "tasks", "session_id", "profiled")
         profiler.enable()
         now = int(time.time() * MICROS)
-        table = pa.Table.from_batches(schema.facts_batches([(now, page) for page in pages]))
+        table = pa.Table.from_batches(arrow.facts_batches([(now, page) for page in pages]))
         segments.write_segment(schema.TASKS, partition, table)
         profiler.disable()
     out = io.StringIO()

@@ -22,9 +22,10 @@ from typing import Any, TypeAlias, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from armonik_observe.archive import layout, schema, segments
+from armonik_observe.archive import arrow, layout, schema, segments
+from armonik_observe.archive.arrow import Records
 from armonik_observe.archive.layout import ArchiveError
-from armonik_observe.archive.schema import Records, TableSpec
+from armonik_observe.archive.schema import TableSpec
 from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.pipeline import Batch
 
@@ -306,12 +307,12 @@ def _partition_parts(table: TableSpec, chunks: list[Chunk]) -> Iterator[tuple[st
             pages.append((chunk[0], chunk[1]))
         else:
             yield from _split_records(table, cast(Records, chunk)).items()
-    for batch in schema.facts_batches(pages):
+    for batch in arrow.facts_batches(pages):
         yield from split_batch(batch, table.partition_key).items()
 
 
 def _split_records(table: TableSpec, chunk: Records) -> dict[str, Chunk]:
-    key = schema.partition_function(table)
+    key = arrow.partition_function(table)
     seen, records = chunk
     split: dict[str, list[Any]] = {}
     for record in records:
@@ -332,7 +333,7 @@ def _write_group(directory: Path, group: _Group) -> tuple[int, int]:
     batches = [chunk for chunk in group.chunks if isinstance(chunk, pa.RecordBatch)]
     records = [chunk for chunk in group.chunks if isinstance(chunk, tuple)]
     if records:
-        batches += schema.to_arrow(group.table, records).to_batches()
+        batches += arrow.to_arrow(group.table, records).to_batches()
     table = pa.Table.from_batches(batches, schema=group.table.schema)
     partition = layout.partition_dir(directory, group.table.name,
                                      group.table.partition_key, group.value)
