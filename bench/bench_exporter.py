@@ -16,7 +16,8 @@
    Ingest, replay: a finished session of `--replay-tasks` tasks (bench.serve_finished) replays
    one NEW_TASK per task on subscription as fast as the server sends: the time a bare sync grpcio
    loop, (with --aio) a bare grpc.aio loop, and the exporter's EventStreams and pipeline take to
-   receive all of them, each in a child process of this module.
+   receive all of them, each in a child process of this module; the arms alternate
+   `--replay-rounds` times (default 3) and the ratios are medians of each round's.
 2. Task facts: prebuilt ListTasksResponse pages (1,000 TaskSummary each; bytes from a finished
    in-process simulator run via simulator.convert.list_tasks_response) parsed, converted to
    columns (collectors.convert.task_facts) and folded with numpy (FactMetrics.add): facts/s end
@@ -463,40 +464,56 @@ def run_worker(kind: str, endpoint: str, session: str, count: int, seconds: floa
     print(json.dumps(report), flush=True)
 
 
-def measure_replay(server: Child, info: dict[str, Any], kinds: list[str]) -> dict[str, Any]:
-    """Each receiver in turn reads the finished session's snapshot replay to its end."""
+def measure_replay(server: Child, info: dict[str, Any], kinds: list[str],
+                   rounds: int) -> dict[str, Any]:
+    """Each receiver in turn reads the finished session's snapshot replay to its end, `rounds`
+    times alternated; ratios are medians of each round's (the machine's speed drifts)."""
     count = int(info["tasks"])
-    session = info["sessions"][0]
-    arms = {}
-    for kind in kinds:
-        print(f"  replay: {kind} receiving {count:,} events ...", flush=True)
-        cmd = [sys.executable, "-m", "bench.bench_exporter", "--worker", kind,
-               "--endpoint", info["endpoint"], "--session", session, "--count", str(count),
-               "--worker-seconds", f"{REPLAY_CAP_S:g}"]
-        with CpuSampler(server.pid) as sim_cpu, CpuSampler(None) as machine:
-            report, exited = common.run_json(cmd, timeout=REPLAY_CAP_S + 60)
-        wall, cpu = float(report["wall_s"]), float(report["cpu_s"])
-        server_cpu = sim_cpu.cpu_between(exited - wall, exited)
-        busy = machine.cpu_between(exited - wall, exited)
-        arms[kind] = {
-            **report,
-            "wall_s": round(wall, 3),
-            "cpu_s": round(cpu, 3),
-            "events_per_s": per_s(report["events"], wall),
-            "events_per_cpu_s": per_s(report["events"], max(cpu, 1e-9)),
-            "cpu_share": round(cpu / wall, 3),
-            "server_cpu_share": round(server_cpu / wall, 3),
-            "other_cpu_share": round(max(busy - server_cpu - cpu, 0.0) / wall, 3),
-            "complete": report["events"] >= count,
-        }
-    result: dict[str, Any] = {"tasks": count, "arms": arms}
-    bare, exporter = arms.get("bare"), arms.get("exporter")
-    if bare and exporter:
-        result["ratio_time"] = round(exporter["wall_s"] / bare["wall_s"], 3)
-        result["ratio_events_per_s"] = round(exporter["events_per_s"] / bare["events_per_s"], 3)
-        result["ratio_events_per_cpu_s"] = round(
-            exporter["events_per_cpu_s"] / bare["events_per_cpu_s"], 3)
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    for round_ in range(rounds):
+        for kind in kinds:
+            print(f"  replay {round_ + 1}/{rounds}: {kind} receiving {count:,} events ...",
+                  flush=True)
+            runs[kind].append(_replay_arm(server, info, kind))
+    arms = {kind: _median_run(figures) for kind, figures in runs.items()}
+    result: dict[str, Any] = {"tasks": count, "rounds": rounds, "arms": arms, "runs": runs}
+    if "bare" in runs and "exporter" in runs:
+        pairs = list(zip(runs["bare"], runs["exporter"], strict=True))
+        for key, name in (("ratio_time", "wall_s"), ("ratio_events_per_s", "events_per_s"),
+                          ("ratio_events_per_cpu_s", "events_per_cpu_s")):
+            ratios = sorted(e[name] / b[name] for b, e in pairs)
+            result[key] = round(statistics.median(ratios), 3)
+            result[f"{key}_range"] = [round(ratios[0], 3), round(ratios[-1], 3)]
     return result
+
+
+def _replay_arm(server: Child, info: dict[str, Any], kind: str) -> dict[str, Any]:
+    count = int(info["tasks"])
+    cmd = [sys.executable, "-m", "bench.bench_exporter", "--worker", kind,
+           "--endpoint", info["endpoint"], "--session", info["sessions"][0],
+           "--count", str(count), "--worker-seconds", f"{REPLAY_CAP_S:g}"]
+    with CpuSampler(server.pid) as sim_cpu, CpuSampler(None) as machine:
+        report, exited = common.run_json(cmd, timeout=REPLAY_CAP_S + 60)
+    wall, cpu = float(report["wall_s"]), float(report["cpu_s"])
+    server_cpu = sim_cpu.cpu_between(exited - wall, exited)
+    busy = machine.cpu_between(exited - wall, exited)
+    return {
+        **report,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "events_per_s": per_s(report["events"], wall),
+        "events_per_cpu_s": per_s(report["events"], max(cpu, 1e-9)),
+        "cpu_share": round(cpu / wall, 3),
+        "server_cpu_share": round(server_cpu / wall, 3),
+        "other_cpu_share": round(max(busy - server_cpu - cpu, 0.0) / wall, 3),
+        "complete": report["events"] >= count,
+    }
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median events per CPU-second (its figures stay consistent)."""
+    ordered = sorted(runs, key=lambda run: run["events_per_cpu_s"])
+    return {**ordered[(len(ordered) - 1) // 2], "complete": all(r["complete"] for r in runs)}
 
 
 # --------------------------------------------------------------------------- 2. task facts
@@ -988,7 +1005,7 @@ def live_rows(runs: list[dict[str, Any]]) -> list[Row]:
 def replay_rows(result: dict[str, Any]) -> list[Row]:
     """Rows for the snapshot replay."""
     rows: list[Row] = []
-    tag = f"replay {result['tasks'] // 1000}k"
+    tag = f"replay {result['tasks'] // 1000}k"  # each arm: its median round
     for kind, arm in result["arms"].items():
         rows += [
             Row(f"{tag}: {kind} time", arm["wall_s"], "s",
@@ -999,8 +1016,11 @@ def replay_rows(result: dict[str, Any]) -> list[Row]:
             Row(f"{tag}: {kind} ev/CPU-s", arm["events_per_cpu_s"], "ev/s"),
         ]
     if "ratio_events_per_s" in result:
-        rows += [ratio_row(f"{tag}: exporter/bare ev/s", result["ratio_events_per_s"]),
-                 ratio_row(f"{tag}: exporter/bare ev/CPU-s", result["ratio_events_per_cpu_s"])]
+        for label, key in (("ev/s", "ratio_events_per_s"), ("ev/CPU-s", "ratio_events_per_cpu_s")):
+            low, high = result[f"{key}_range"]
+            row = ratio_row(f"{tag}: exporter/bare {label}", result[key])
+            row.verdict += f"; median of {result['rounds']}, {low:g} to {high:g}"
+            rows.append(row)
     if "bare-aio" in result["arms"] and "exporter" in result["arms"]:
         arms = result["arms"]
         rows.append(Row(f"{tag}: exporter/bare-aio ev/CPU-s", round(
@@ -1107,7 +1127,9 @@ def parse_args() -> argparse.Namespace:
                         help="steady tasks/s for live ingest; repeat (default 2000, 4500)")
     parser.add_argument("--aio", action="store_true",
                         help="also run a bare grpc.aio receiver, live and on the replay")
-    parser.add_argument("--replay-tasks", type=int, default=200_000)
+    parser.add_argument("--replay-tasks", type=int, default=100_000)
+    parser.add_argument("--replay-rounds", type=int, default=3,
+                        help="replay arms alternated this many times; medians reported")
     parser.add_argument("--poll-tasks", type=int, default=100_000)
     parser.add_argument("--pages", type=int, default=50)
     parser.add_argument("--render-times", type=int, default=200)
@@ -1212,7 +1234,8 @@ def in_process_part(args: argparse.Namespace, run: Run) -> None:
                 run.results["served"] = info
                 if not args.skip_replay:
                     kinds = ["bare", *(["bare-aio"] if args.aio else []), "exporter"]
-                    replay = run.record("replay", attempt(measure_replay, server, info, kinds))
+                    replay = run.record("replay", attempt(measure_replay, server, info, kinds,
+                                                          args.replay_rounds))
                     if replay:
                         run.add("replay", replay_rows(replay))
                 if not args.skip_facts:
