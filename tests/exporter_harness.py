@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,6 +13,9 @@ from armonik_observe.model import TERMINAL_TASK_STATUSES
 from armonik_observe.service import Exporter
 from armonik_observe.simulator.records import SimTask
 from armonik_observe.simulator.server import Simulator
+
+# Settles of the pollers (each ~2 x 50 ms) given to a catch-up before a test gives up.
+MAX_SETTLES = 100
 
 FAST = {
     "session_interval": 0.05,
@@ -38,6 +41,15 @@ async def settle(exporter: Exporter, rounds: int = 2) -> None:
     for poller in exporter.pollers:
         await poller.wait_for_polls(poller.polls + rounds)
     exporter.streams.flush()
+
+
+async def settle_until(exporter: Exporter, done: Callable[[], object]) -> None:
+    """Settle the pollers until `done()` holds (bounded)."""
+    for _ in range(MAX_SETTLES):
+        await settle(exporter)
+        if done():
+            return
+    raise AssertionError("the exporter did not catch up")
 
 
 def ended_by_labels(tasks: list[SimTask]) -> Counter[tuple[str, str, str]]:

@@ -20,7 +20,7 @@ from armonik.protogen.client.tasks_service_pb2_grpc import TasksStub
 from armonik.protogen.common import sort_direction_pb2 as direction
 from armonik.protogen.common import tasks_common_pb2 as tasks_pb
 from armonik.protogen.common import tasks_fields_pb2 as task_fields
-from exporter_harness import exporter_for
+from exporter_harness import exporter_for, settle_until
 from test_archive_truth import (
     MIXED,
     advance,
@@ -29,9 +29,8 @@ from test_archive_truth import (
     catch_up,
     ended,
     run_to_end,
-    settle_until,
 )
-from test_cli_serve import CLI, clean_env
+from test_cli_serve import CLI, clean_env, launch_simulator
 
 from armonik_observe import archive
 from armonik_observe.archive import layout
@@ -51,15 +50,9 @@ def simulator() -> Iterator[str]:
     At x1.5 its 870 tasks end over about 7 s: long enough to kill an exporter mid-run, and for
     tasks to end while no exporter runs.
     """
-    process = subprocess.Popen(
-        [*CLI, "simulate", "--listen", "127.0.0.1:0", "--scenario", "dag", "--speed", "1.5"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=clean_env(),
-    )
+    process, endpoint = launch_simulator("1.5")
     try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        assert "serving ArmoniK API on http://" in banner, banner
-        yield banner.split(" on ")[1].split()[0].removeprefix("http://")
+        yield endpoint.removeprefix("http://")
     finally:
         process.kill()
         process.wait(timeout=WAIT_S)

@@ -6,11 +6,10 @@ exporter restart."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from exporter_harness import exporter_for, settle
+from exporter_harness import exporter_for, settle, settle_until
 from test_archive_writer import fact, full_batch, micros_columns, result
 
 from armonik_observe import archive
@@ -28,7 +27,6 @@ from armonik_observe.simulator.records import SimResult, SimTask
 from armonik_observe.simulator.scenario import scenario_from_dict
 from armonik_observe.simulator.server import Simulator
 
-MAX_SETTLES = 100
 ENDED_SESSIONS = frozenset({"CANCELLED", "CLOSED", "PURGED"})
 KIND_NAMES = {NEW_TASK: "NEW_TASK", TASK_STATUS_UPDATE: "TASK_STATUS_UPDATE",
               NEW_RESULT: "NEW_RESULT", RESULT_STATUS_UPDATE: "RESULT_STATUS_UPDATE",
@@ -78,15 +76,6 @@ TWO_PHASES = scenario_from_dict({
 
 
 # -- driving ----------------------------------------------------------------------------------
-
-
-async def settle_until(exporter: Exporter, done: Callable[[], object]) -> None:
-    """Settle the pollers until `done()` holds (bounded)."""
-    for _ in range(MAX_SETTLES):
-        await settle(exporter)
-        if done():
-            return
-    raise AssertionError("the exporter did not catch up")
 
 
 async def advance(sim: Simulator, exporter: Exporter, seconds: float) -> None:

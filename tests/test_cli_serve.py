@@ -151,18 +151,29 @@ def test_the_command_line_wins_over_the_config_file(tmp_path: Path) -> None:
 # -- a live exporter against a simulator -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def simulator() -> Iterator[str]:
-    """A simulator subprocess; yields its http:// endpoint."""
+def launch_simulator(speed: str) -> tuple[subprocess.Popen[str], str]:
+    """`simulate --scenario dag` in a subprocess on port 0; its http:// endpoint, read from its
+    banner."""
     process = subprocess.Popen(
-        [*CLI, "simulate", "--listen", "127.0.0.1:0", "--scenario", "dag", "--speed", "20"],
+        [*CLI, "simulate", "--listen", "127.0.0.1:0", "--scenario", "dag", "--speed", speed],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=clean_env(),
     )
     try:
         assert process.stdout is not None
         banner = process.stdout.readline()
         assert "serving ArmoniK API on http://" in banner, banner
-        yield banner.split(" on ")[1].split()[0]
+    except BaseException:
+        process.kill()
+        raise
+    return process, banner.split(" on ")[1].split()[0]
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[str]:
+    """A simulator subprocess; yields its http:// endpoint."""
+    process, endpoint = launch_simulator("20")
+    try:
+        yield endpoint
         process.send_signal(signal.SIGINT)
         process.wait(timeout=20)
     finally:

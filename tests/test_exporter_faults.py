@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 import pytest
-from exporter_harness import FAST, ended_by_labels, exporter_for, sample, settle
+from exporter_harness import (
+    FAST,
+    ended_by_labels,
+    exporter_for,
+    sample,
+    settle,
+    settle_until,
+)
 from prometheus_client import CollectorRegistry
 
 from armonik_observe.collectors import convert
@@ -30,9 +37,6 @@ from armonik_observe.service import Exporter
 from armonik_observe.simulator.faults import FaultPlan, RpcFaults
 from armonik_observe.simulator.scenario import scenario_from_dict
 from armonik_observe.simulator.server import Simulator
-
-# Settles of the pollers (each ~2 x 50 ms) given to a recovery before a test gives up.
-MAX_SETTLES = 100
 
 WORK = scenario_from_dict({
     "name": "work",
@@ -64,15 +68,6 @@ async def run_to_end(sim: Simulator, exporter: Exporter) -> None:
     while sim.scheduler.next_due() is not None:
         await sim.advance(1.0)
         await settle(exporter, 1)
-
-
-async def settle_until(exporter: Exporter, done: Callable[[], object]) -> None:
-    """Settle the pollers until `done()` holds (bounded)."""
-    for _ in range(MAX_SETTLES):
-        await settle(exporter)
-        if done():
-            return
-    raise AssertionError("the exporter did not recover")
 
 
 def assert_ended_equal_the_truth(sim: Simulator, exporter: Exporter) -> None:
