@@ -78,8 +78,7 @@ class TaskFacts:
 
     def micros(self, name: str) -> list[int | None]:
         """A time column as a list of microseconds, None where unset."""
-        column: Micros = self._columns[name]  # type: ignore[assignment]
-        return [v or None for v in column.tolist()]
+        return [v or None for v in np.asarray(self._columns[name]).tolist()]
 
     def take(self, keep: npt.NDArray[np.bool_]) -> TaskFacts:
         """The facts where `keep` is true."""
