@@ -14,10 +14,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from armonik_observe.archive import columns
 from armonik_observe.archive.schema import (
     DAY,
     OBSERVED,
     OPTIONS,
+    STRINGS,
     TASKS,
     TIMESTAMP,
     Column,
@@ -141,22 +143,17 @@ def _fact_array(column: Column, facts: TaskFacts, observed: Micros) -> pa.Array:
         return pa.array(observed, pa.int64()).view(TIMESTAMP)
     values = facts[column.attribute]
     if column.attribute in TIME_COLUMNS:  # microseconds, 0 when unset
-        # int64 first: pyarrow's masked numpy-to-timestamp and -to-float paths are 2-3x slower
-        micros = pa.array(values, pa.int64(), mask=values == 0)
-        if column.micros_to_seconds:
-            return pc.divide(micros, 1_000_000.0)
-        return micros.view(TIMESTAMP)
+        unset = values == 0
+        if column.micros_to_seconds:  # numpy divides 6x faster than pc.divide's call
+            return pa.array(values / 1_000_000.0, pa.float64(), mask=unset)
+        # int64 first: pyarrow's masked numpy-to-timestamp path is 2-3x slower
+        return pa.array(values, pa.int64(), mask=unset).view(TIMESTAMP)
     if column.type == OPTIONS:
-        return _repeated(values, column.type)
+        return columns.repeated(values, column.type)
+    if column.type == STRINGS:
+        return columns.string_lists(values)
+    if column.type == pa.string():
+        return columns.strings(values)
+    if column.type == pa.int32():  # numpy reads Python ints faster than pyarrow does
+        return pa.array(np.fromiter(values, np.int32, len(values)))
     return pa.array(values, column.type)
-
-
-def _repeated(values: list[Any], type_: pa.DataType) -> pa.Array:
-    """Values that mostly repeat (a session's task options), each distinct one converted once.
-
-    Converting maps holds the GIL about 0.7 us a row in one call; here the per-row work runs as
-    Python (the loop's thread can take turns) and only the few distinct values go to pyarrow.
-    """
-    index: dict[Any, int] = {}
-    positions = [index.setdefault(value, len(index)) for value in values]
-    return pa.array(list(index), type_).take(pa.array(positions, pa.int32()))

@@ -1,0 +1,82 @@
+"""Columns of Python values to Arrow: the C accelerator gives exactly pyarrow's arrays, refuses
+what pyarrow's path refuses, and is the path in use here (the benchmarks measure it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from armonik_observe.archive import columns
+from armonik_observe.archive.schema import OPTIONS
+
+texts = st.text(max_size=40)  # every code point: ASCII, accents, emoji, NUL
+string_lists = st.lists(st.none() | st.lists(texts, max_size=4).map(tuple) | st.lists(texts,
+                                                                                     max_size=3))
+option_maps = st.lists(st.tuples(st.sampled_from(["a", "b", "é"]), texts), max_size=2,
+                       unique_by=lambda kv: kv[0]).map(tuple)
+
+
+@pytest.fixture
+def pure_pyarrow(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The fallback path, as on a machine where the C module could not be built."""
+    monkeypatch.setattr(columns, "_buffers", None)
+    yield
+
+
+def test_the_accelerator_is_built_and_in_use() -> None:
+    assert columns.accelerated(), "armonik_observe.archive._buffers did not build: see setup.py"
+
+
+@given(st.lists(texts, max_size=60))
+def test_strings_equal_pyarrow(values: list[str]) -> None:
+    array = columns.strings(values)
+    array.validate(full=True)
+    assert array.equals(pa.array(values, pa.string()))
+
+
+@given(string_lists)
+def test_string_lists_equal_pyarrow(values: list[Any]) -> None:
+    array = columns.string_lists(values)
+    array.validate(full=True)
+    assert array.equals(pa.array(values, pa.list_(pa.string())))
+    assert array.null_count == values.count(None)
+
+
+@given(st.lists(option_maps, max_size=30), st.integers(0, 3))
+def test_repeated_maps_equal_pyarrow(values: list[Any], runs: int) -> None:
+    # Runs of the very same object (as pages carry them) and equal copies (as fresh reads do).
+    values = [v for value in values for v in [value] * runs + [tuple(value)]]
+    array = columns.repeated(values, OPTIONS)
+    array.validate(full=True)
+    assert array.to_pylist() == pa.array(values, OPTIONS).to_pylist()
+
+
+@pytest.mark.parametrize("convert", [columns.strings, columns.string_lists])
+@pytest.mark.parametrize("path", ["native", "pure_pyarrow"])
+def test_values_of_another_type_are_refused(convert: Any, path: str,
+                                            request: pytest.FixtureRequest) -> None:
+    if path == "pure_pyarrow":
+        request.getfixturevalue("pure_pyarrow")
+    bad: list[Any] = [["a", 3]] if convert is columns.string_lists else ["a", None]
+    with pytest.raises((TypeError, pa.ArrowInvalid, pa.ArrowTypeError)):
+        convert(bad)
+
+
+def test_unhashable_repeated_values_are_refused() -> None:
+    with pytest.raises(TypeError):
+        columns.repeated([[("a", "b")]], OPTIONS)
+
+
+@pytest.mark.usefixtures("pure_pyarrow")
+@given(st.lists(texts, max_size=20), string_lists, st.lists(option_maps, max_size=10))
+def test_the_fallback_gives_the_same_arrays(strings: list[str], lists: list[Any],
+                                            maps: list[Any]) -> None:
+    assert not columns.accelerated()
+    assert columns.strings(strings).equals(pa.array(strings, pa.string()))
+    assert columns.string_lists(lists).equals(pa.array(lists, pa.list_(pa.string())))
+    assert columns.repeated(maps, OPTIONS).to_pylist() == pa.array(maps, OPTIONS).to_pylist()
