@@ -7,9 +7,10 @@
    in the simulator takes ~80 s here, half the time budget; the slot queueing, durations and
    retries follow the scenario's profile. Timed: `ArchiveSink.consume` + flushes end to end
    (pages of 1,000 rows, a producer that lets at most `max_buffer_rows` wait, as ListTasks pages
-   would arrive), then in isolation `arrow.facts_batches` (columns to Arrow, as the
-   writer does) and `segments.write_segment` (Parquet zstd + fsync + rename). Rows/s on the wall
-   clock and per CPU-second (this process, every thread), against the issue's 500k rows/s.
+   would arrive; the sink converts one flush while it writes the one before), then in isolation
+   `arrow.facts_batches` (columns to Arrow, as the writer does) and `segments.write_segment`
+   (Parquet zstd + fsync + rename). Rows/s on the wall clock and per CPU-second (this process,
+   every thread), against the issue's 500k rows/s.
 2. Loop stalls: a ticker coroutine sleeps 1 ms in a loop and records loop.time() deltas minus
    the sleep: idle first (the timer's and the machine's own noise), during the end-to-end write,
    during one flush of every row at once (the worst case; the sink then holds the only reference
@@ -72,7 +73,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from armonik_observe.archive import arrow, layout, maintenance, schema, segments
+from armonik_observe.archive import arrow, columns, layout, maintenance, schema, segments
 from armonik_observe.archive import open as open_archive
 from armonik_observe.archive.writer import ArchiveSink, split_batch
 from armonik_observe.fact_columns import TaskFacts
@@ -743,7 +744,8 @@ def write_rows(write: dict[str, Any]) -> list[Row]:
     convert, parquet = write["alone_detailed"]["convert"], write["alone_detailed"]["write"]
     rows += [
         ratio_row("facts to Arrow alone: rows/s", convert["rows_per_s"], TARGET_ROWS_PER_S,
-                  verdict=f"{convert['us_per_row']:.2f} us/row, CPU {convert['cpu_s']:.2f}s"),
+                  verdict=f"{convert['us_per_row']:.2f} us/row, CPU {convert['cpu_s']:.2f}s, "
+                          f"{'in C' if write['accelerated'] else 'pyarrow: no C module'}"),
         ratio_row("write_segment alone: rows/s", parquet["rows_per_s"], TARGET_ROWS_PER_S,
                   verdict=f"{parquet['mb_per_s']:g} MB/s out, CPU {parquet['cpu_s']:.2f}s"),
         other_row("to Arrow + write alone: other processes' CPU",
@@ -948,7 +950,7 @@ def write_part(args: argparse.Namespace, run: Run, root: Path) -> Path | None:
     del records, summary_records
     run.phase("build facts")
     large = fresh_dir(root, "large")
-    write: dict[str, Any] = {}
+    write: dict[str, Any] = {"accelerated": columns.accelerated()}
     if not args.skip_write:
         print("write: facts_batches and write_segment alone ...", flush=True)
         alone = run.attempt("write_alone", convert_and_write, fresh_dir(root, "alone"),

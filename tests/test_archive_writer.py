@@ -20,7 +20,8 @@ import pyarrow.compute as pc
 import pytest
 
 from armonik_observe import archive
-from armonik_observe.archive import ArchiveError, ArchiveSink, ResultRecord
+from armonik_observe.archive import ArchiveError, ArchiveSink, ResultRecord, layout
+from armonik_observe.archive import writer as writer_module
 from armonik_observe.fact_columns import CORE_COLUMNS, TaskFacts
 from armonik_observe.model import (
     EventKind,
@@ -281,6 +282,76 @@ async def test_a_failed_write_keeps_its_rows_for_the_next_flush(tmp_path: Path) 
     await sink.flush()
     assert sink.stats.rows_written == 2
     assert len(read_rows(tmp_path / "a", "tasks")) == 2
+
+
+async def test_no_checkpoint_passes_rows_a_failed_write_put_back_after_a_later_drain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Flush B converts while flush A writes. A fails once B has drained, so A's rows go back
+    to the buffer, not into B: B's success must not checkpoint past A's task ends."""
+    directory = tmp_path / "a"
+    sink = ArchiveSink(directory, flush_interval=3600)
+    gate = threading.Event()
+    real_write = writer_module.segments.write_segment
+
+    def gated_write(spec: Any, partition: Path, table: pa.Table, *rest: Any) -> Path:
+        if "s-bad" in partition.name:
+            assert gate.wait(10)
+        return real_write(spec, partition, table, *rest)
+
+    monkeypatch.setattr(writer_module.segments, "write_segment", gated_write)
+    blocker = layout.partition_dir(directory, "tasks", "session_id", "s-bad")
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("not a directory")
+    sink.consume(facts_batch(fact(1, session="s-bad")))
+    await sink._hand_off()  # A converted; its write waits at the gate
+    sink.consume(facts_batch(fact(2, session="s-ok")))
+    flush_b = asyncio.create_task(sink.flush())
+    for _ in range(100):  # B drains on the first steps of its task
+        if sink.stats.buffered_rows == 0:
+            break
+        await asyncio.sleep(0)
+    assert sink.stats.buffered_rows == 0 and not flush_b.done()
+    gate.set()  # A fails now, after B's drain
+    with pytest.raises(ArchiveError, match="cannot write"):
+        await flush_b
+    assert [row["task_id"] for row in read_rows(directory, "tasks")] == ["task-000002"]
+    assert sink.stats.buffered_rows == 1  # A's row, back
+    assert layout.read_checkpoint(directory) is None  # B's end is past A's: no checkpoint
+
+    blocker.unlink()
+    await sink.flush()
+    assert len(read_rows(directory, "tasks")) == 2
+    assert layout.read_checkpoint(directory) == fact(2).ended_at
+    await sink.stop()
+
+
+async def test_one_write_in_flight_and_segments_in_drain_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "a"
+    sink = ArchiveSink(directory, flush_interval=3600)
+    in_flight: list[str] = []
+    overlaps: list[list[str]] = []
+    real_write = writer_module.segments.write_segment
+
+    def tracked_write(spec: Any, partition: Path, table: pa.Table, *rest: Any) -> Path:
+        in_flight.append(partition.name)
+        overlaps.append(list(in_flight))
+        try:
+            return real_write(spec, partition, table, *rest)
+        finally:
+            in_flight.remove(partition.name)
+
+    monkeypatch.setattr(writer_module.segments, "write_segment", tracked_write)
+    for n in range(6):
+        sink.consume(facts_batch(fact(n, session=f"s-{n}")))
+        await sink._hand_off()
+    await sink.flush()
+    assert all(len(current) == 1 for current in overlaps)
+    assert [current[0] for current in overlaps] == [
+        layout.partition_dir(directory, "tasks", "session_id", f"s-{n}").name for n in range(6)]
+    assert layout.read_checkpoint(directory) == fact(5).ended_at
+    assert len(read_rows(directory, "tasks")) == 6
+    await sink.stop()
 
 
 # -- life cycle ---------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 `consume` only appends references to per-table buffers. A background task flushes them every
 `flush_interval` seconds, or as soon as `max_buffer_rows` rows wait. A flush swaps the buffers
 out and hands them to a worker thread, which converts them to Arrow in slices (pages of task
-facts merged to a few thousand rows: each pyarrow call holds the GIL, so the event loop never
-waits long for it), splits them by partition and writes one segment per partition. A failed
-write puts its rows back for the next flush.
+facts merged to a few thousand rows: each conversion call holds the GIL, so the event loop
+never waits long for it) and splits them by partition. Another thread then writes one segment
+per partition, while the next flush converts: Parquet encoding mostly runs without the GIL, so
+the two use both cores. A failed write puts its rows back for the next flush.
 """
 
 from __future__ import annotations
@@ -72,16 +73,6 @@ class _Group:
     chunks: list[Chunk]
 
 
-@dataclass(slots=True)
-class _Outcome:
-    """What a flush's worker thread managed to write."""
-
-    written: list[tuple[int, int]] = field(default_factory=list)  # (rows, bytes) per segment
-    unwritten: list[_Group] = field(default_factory=list)
-    rejected: int = 0  # rows that do not convert to Arrow
-    error: str = ""
-
-
 class ArchiveSink:
     """A pipeline sink that archives every record as Parquet segments under `directory`."""
 
@@ -115,6 +106,9 @@ class ArchiveSink:
         self._stopped = False
         self._rows = self._segments = self._bytes = self._dropped = self._errors = 0
         self._last_flush: float | None = None
+        self._last_error = ""
+        self._requeues = 0  # times a failed write put rows back in the buffers
+        self._writing: asyncio.Task[None] | None = None
         self._dropping = False
         self.flushed = asyncio.Event()  # set after every flush that wrote; tests wait on it
 
@@ -153,9 +147,7 @@ class ArchiveSink:
             if self._closing:
                 return  # stop() does the last flush
             try:
-                await self.flush()
-            except ArchiveError as error:
-                log.warning("archive: %s; retrying at the next flush", error)
+                await self._hand_off()  # its write goes on while the next rows arrive
             except Exception:  # a bug must not stop the archive: log it, flush again later
                 log.exception("archive: flush failed")
 
@@ -195,30 +187,62 @@ class ArchiveSink:
 
     async def flush(self) -> None:
         """Write everything buffered now; raise ArchiveError if some of it could not be."""
-        async with self._lock:
+        errors = self._errors
+        await self._hand_off()
+        await self._written()
+        if self._errors > errors:
+            raise ArchiveError(f"cannot write to the archive at {self.directory}: "
+                               f"{self._last_error}")
+
+    async def _hand_off(self) -> None:
+        """Convert what is buffered to Arrow, then have it written behind the write in flight.
+
+        Converting holds the GIL; writing Parquet mostly does not. So a flush converts while
+        the previous flush writes, on the other core, and returns once that write is done: one
+        write in flight at most, which bounds the converted rows held in memory.
+        """
+        # Shielded: once drained, rows get converted and written even if the caller is
+        # cancelled (a worker thread cannot be interrupted anyway).
+        await asyncio.shield(asyncio.ensure_future(self._convert_and_queue()))
+
+    async def _convert_and_queue(self) -> None:
+        async with self._lock:  # one conversion at a time, and writes in drain order
             drained, self._buffers, self._buffered = self._buffers, {}, 0
             if not drained:
                 return
-            through = self._tasks_ended_through
+            through, requeues = self._tasks_ended_through, self._requeues
             started = time.perf_counter()
-            work = asyncio.ensure_future(asyncio.to_thread(_write_all, self.directory, drained))
-            try:
-                outcome = await asyncio.shield(work)
-            except asyncio.CancelledError:
-                # The thread cannot be interrupted: account for it (and re-queue what it could
-                # not write) when it ends.
-                work.add_done_callback(lambda done: self._account(done.result(), 0.0))
-                raise
-            self._account(outcome, time.perf_counter() - started)
-            if not outcome.error and not outcome.unwritten and through:
-                await asyncio.to_thread(layout.write_checkpoint, self.directory, through)
-        if outcome.error:
-            raise ArchiveError(f"cannot write to the archive at {self.directory}: "
-                               f"{outcome.error}")
+            converted = await asyncio.to_thread(_convert_all, drained)
+            self._dropped += converted.rejected
+            await self._written()
+            self._writing = asyncio.create_task(
+                self._write(converted.segments, through, requeues, started),
+                name="archive-write")
+
+    async def _written(self) -> None:
+        """Wait for the write in flight, if any (it never raises: it counts its errors)."""
+        if self._writing is not None:
+            await asyncio.shield(self._writing)
+
+    async def _write(self, pending: list[_Segment], through: int, requeues: int,
+                     started: float) -> None:
+        try:
+            outcome = await asyncio.to_thread(_write_segments, self.directory, pending)
+        except Exception as error:  # a bug: keep the rows for the next flush, and say so
+            log.exception("archive: write failed")
+            outcome = _Outcome(unwritten=pending, error=f"{type(error).__name__}: {error}")
+        self._account(outcome, time.perf_counter() - started)
+        # Every task ended by `through` is on disk, unless a write put rows back since the
+        # drain (they were not in it): the next checkpoint covers them.
+        if outcome.error or outcome.unwritten or self._requeues != requeues or not through:
+            return
+        try:
+            await asyncio.to_thread(layout.write_checkpoint, self.directory, through)
+        except OSError as error:
+            self._fail(layout.describe(error))
 
     def _account(self, outcome: _Outcome, seconds: float) -> None:
         self._last_flush = seconds
-        self._dropped += outcome.rejected
         if outcome.written:
             self._dropping = False
             self.flushed.set()
@@ -227,10 +251,21 @@ class ArchiveSink:
             self._segments += 1
             self._bytes += size
         if outcome.error:
-            self._errors += 1
-        for group in outcome.unwritten:  # back in front of what arrived meanwhile
-            self._buffers.setdefault(group.table.name, [])[:0] = group.chunks
-            self._buffered += sum(map(chunk_rows, group.chunks))
+            self._fail(outcome.error)
+        self._requeue(outcome.unwritten)
+
+    def _fail(self, error: str) -> None:
+        self._errors += 1
+        self._last_error = error
+        log.warning("archive: cannot write to %s: %s; retrying at the next flush",
+                    self.directory, error)
+
+    def _requeue(self, pending: list[_Segment]) -> None:
+        """Put rows back in front of what arrived meanwhile, as Arrow batches."""
+        for segment in pending:
+            self._buffers.setdefault(segment.table.name, [])[:0] = segment.rows.to_batches()
+            self._buffered += segment.rows.num_rows
+            self._requeues += 1
 
     @property
     def stats(self) -> WriterStats:
@@ -239,49 +274,84 @@ class ArchiveSink:
                            self._dropped, self._errors, self._last_flush)
 
 
-# -- in the worker thread -----------------------------------------------------------------
+# -- in worker threads -------------------------------------------------------------------
 
 
-def _write_all(directory: Path, drained: dict[str, list[Chunk]]) -> _Outcome:
-    outcome = _Outcome()
-    groups: list[_Group] = []
+@dataclass(slots=True)
+class _Segment:
+    """Rows of one partition of one table, converted, to write as one segment."""
+
+    table: TableSpec
+    value: str
+    rows: pa.Table
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What a flush's write managed to do."""
+
+    written: list[tuple[int, int]] = field(default_factory=list)  # (rows, bytes) per segment
+    unwritten: list[_Segment] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass(slots=True)
+class _Converted:
+    """What a flush's conversion made of the drained buffers."""
+
+    segments: list[_Segment] = field(default_factory=list)
+    rejected: int = 0  # rows that do not convert to Arrow
+
+
+def _convert_all(drained: dict[str, list[Chunk]]) -> _Converted:
+    converted = _Converted()
     for table, chunks in drained.items():
         rows = sum(map(chunk_rows, chunks))  # counted first: splitting takes the chunks out
         try:
-            groups += _by_partition(schema.spec(table), chunks)
+            groups = _by_partition(schema.spec(table), chunks)
         except (ValueError, TypeError) as error:  # task facts that do not convert: see below
-            outcome.rejected += rows
+            converted.rejected += rows
             log.error("archive: dropped %d %s rows that do not convert: %s", rows, table, error)
-    drained.clear()  # the groups now hold the records
-    for index, group in enumerate(groups):
+            continue
+        while groups:
+            group = groups.pop()
+            try:
+                converted.segments.append(_Segment(group.table, group.value, _to_table(group)))
+            except (ValueError, TypeError, AttributeError) as error:
+                # Records Arrow cannot take (ArrowInvalid and ArrowTypeError derive from
+                # ValueError and TypeError) will never convert: drop them, never retry them.
+                converted.rejected += sum(map(chunk_rows, group.chunks))
+                log.error("archive: dropped %s rows of partition %s that do not convert: %s",
+                          group.table.name, group.value, error)
+            _release(group.chunks)
+    drained.clear()
+    return converted
+
+
+def _write_segments(directory: Path, pending: list[_Segment]) -> _Outcome:
+    outcome = _Outcome()
+    for index, segment in enumerate(pending):
+        partition = layout.partition_dir(directory, segment.table.name,
+                                         segment.table.partition_key, segment.value)
         try:
-            outcome.written.append(_write_group(directory, group))
-        except (ValueError, TypeError, AttributeError) as error:
-            # Records Arrow cannot take (ArrowInvalid and ArrowTypeError derive from ValueError
-            # and TypeError) will never convert: drop them rather than retry forever.
-            outcome.rejected += sum(map(chunk_rows, group.chunks))
-            log.error("archive: dropped %s rows of partition %s that do not convert: %s",
-                      group.table.name, group.value, error)
+            path = segments.write_segment(segment.table, partition, segment.rows)
         except OSError as error:
             outcome.error = layout.describe(error)
-            outcome.unwritten = groups[index:]
-            groups = groups[:index]
+            outcome.unwritten = pending[index:]
             break
-    _release(groups)
+        outcome.written.append((segment.rows.num_rows, path.stat().st_size))
     return outcome
 
 
-def _release(groups: list[_Group]) -> None:
-    """Free written records a slice at a time, here rather than on the loop: freeing 200k
+def _release(chunks: list[Chunk]) -> None:
+    """Free converted records a slice at a time, here rather than on the loop: freeing 200k
     records at once holds the GIL (and so stalls the event loop) for about 80 ms."""
-    while groups:
-        chunks = groups.pop().chunks
-        while chunks:
-            chunk = chunks.pop()
-            if isinstance(chunk, tuple):  # Arrow batches free their buffers in one go
-                rows = chunk[1]
-                while rows:
-                    del rows[-RELEASE_ROWS:]
+    while chunks:
+        chunk = chunks.pop()
+        if isinstance(chunk, tuple):  # Arrow batches free their buffers in one go
+            rows = chunk[1]
+            while rows:
+                del rows[-RELEASE_ROWS:]
 
 
 def _by_partition(table: TableSpec, chunks: list[Chunk]) -> list[_Group]:
@@ -329,13 +399,9 @@ def split_batch(batch: pa.RecordBatch, column: str) -> dict[str, Chunk]:
     return {value: batch.filter(pc.equal(values, value)) for value in distinct}
 
 
-def _write_group(directory: Path, group: _Group) -> tuple[int, int]:
+def _to_table(group: _Group) -> pa.Table:
     batches = [chunk for chunk in group.chunks if isinstance(chunk, pa.RecordBatch)]
     records = [chunk for chunk in group.chunks if isinstance(chunk, tuple)]
     if records:
         batches += arrow.to_arrow(group.table, records).to_batches()
-    table = pa.Table.from_batches(batches, schema=group.table.schema)
-    partition = layout.partition_dir(directory, group.table.name,
-                                     group.table.partition_key, group.value)
-    path = segments.write_segment(group.table, partition, table)
-    return table.num_rows, path.stat().st_size
+    return pa.Table.from_batches(batches, schema=group.table.schema)
