@@ -97,22 +97,3 @@ class TaskFacts:
                    for name in ALL_COLUMNS]
         return [TaskFact(*row) for row in zip(*columns, strict=True)]
 
-
-def concat(parts: Sequence[TaskFacts]) -> TaskFacts:
-    """Several pages of facts as one; the columns are those every part has."""
-    parts = [part for part in parts if part]
-    if not parts:
-        return TaskFacts.empty()
-    if len(parts) == 1:
-        return parts[0]
-    names = [name for name in parts[0]._columns if all(name in p for p in parts)]
-    columns: dict[str, Sequence[Any] | Micros] = {}
-    for name in names:
-        if name in TIME_COLUMNS:
-            columns[name] = np.concatenate([part[name] for part in parts])
-        else:  # extending one list copies references at a third of chain()'s cost
-            merged: list[Any] = []
-            for part in parts:
-                merged += part[name]
-            columns[name] = merged
-    return TaskFacts(columns, sum(map(len, parts)))

@@ -1,9 +1,13 @@
 """Columns of Python values to Arrow: the C accelerator gives exactly pyarrow's arrays, refuses
-what pyarrow's path refuses, and is the path in use here (the benchmarks measure it)."""
+what pyarrow's path refuses, and is the path in use here (the benchmarks measure it).
+
+A column comes in parts (pages of rows), converted as one array.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pyarrow as pa
@@ -32,26 +36,35 @@ def test_the_accelerator_is_built_and_in_use() -> None:
     assert columns.accelerated(), "armonik_observe.archive._buffers did not build: see setup.py"
 
 
-@given(st.lists(texts, max_size=60))
-def test_strings_equal_pyarrow(values: list[str]) -> None:
-    array = columns.strings(values)
+def in_parts(values: list[Any], cuts: list[int]) -> list[list[Any]]:
+    """The values cut into consecutive parts at the given positions (empty parts included)."""
+    bounds = [0, *sorted(min(cut, len(values)) for cut in cuts), len(values)]
+    return [values[start:end] for start, end in pairwise(bounds)]
+
+
+cuts = st.lists(st.integers(0, 60), max_size=4)
+
+
+@given(st.lists(texts, max_size=60), cuts)
+def test_strings_equal_pyarrow(values: list[str], at: list[int]) -> None:
+    array = columns.strings(in_parts(values, at))
     array.validate(full=True)
     assert array.equals(pa.array(values, pa.string()))
 
 
-@given(string_lists)
-def test_string_lists_equal_pyarrow(values: list[Any]) -> None:
-    array = columns.string_lists(values)
+@given(string_lists, cuts)
+def test_string_lists_equal_pyarrow(values: list[Any], at: list[int]) -> None:
+    array = columns.string_lists(in_parts(values, at))
     array.validate(full=True)
     assert array.equals(pa.array(values, pa.list_(pa.string())))
     assert array.null_count == values.count(None)
 
 
-@given(st.lists(option_maps, max_size=30), st.integers(0, 3))
-def test_repeated_maps_equal_pyarrow(values: list[Any], runs: int) -> None:
+@given(st.lists(option_maps, max_size=30), st.integers(0, 3), cuts)
+def test_repeated_maps_equal_pyarrow(values: list[Any], runs: int, at: list[int]) -> None:
     # Runs of the very same object (as pages carry them) and equal copies (as fresh reads do).
     values = [v for value in values for v in [value] * runs + [tuple(value)]]
-    array = columns.repeated(values, OPTIONS)
+    array = columns.repeated(in_parts(values, at), OPTIONS)
     array.validate(full=True)
     assert array.to_pylist() == pa.array(values, OPTIONS).to_pylist()
 
@@ -64,12 +77,18 @@ def test_values_of_another_type_are_refused(convert: Any, path: str,
         request.getfixturevalue("pure_pyarrow")
     bad: list[Any] = [["a", 3]] if convert is columns.string_lists else ["a", None]
     with pytest.raises((TypeError, pa.ArrowInvalid, pa.ArrowTypeError)):
-        convert(bad)
+        convert([["a"], bad])
 
 
 def test_unhashable_repeated_values_are_refused() -> None:
     with pytest.raises(TypeError):
-        columns.repeated([[("a", "b")]], OPTIONS)
+        columns.repeated([[[("a", "b")]]], OPTIONS)
+
+
+@pytest.mark.parametrize("convert", [columns.strings, columns.string_lists])
+def test_a_column_not_in_parts_is_refused(convert: Any) -> None:
+    with pytest.raises(TypeError, match="list of lists"):
+        convert(["a", "b"])
 
 
 @pytest.mark.usefixtures("pure_pyarrow")
@@ -77,6 +96,7 @@ def test_unhashable_repeated_values_are_refused() -> None:
 def test_the_fallback_gives_the_same_arrays(strings: list[str], lists: list[Any],
                                             maps: list[Any]) -> None:
     assert not columns.accelerated()
-    assert columns.strings(strings).equals(pa.array(strings, pa.string()))
-    assert columns.string_lists(lists).equals(pa.array(lists, pa.list_(pa.string())))
-    assert columns.repeated(maps, OPTIONS).to_pylist() == pa.array(maps, OPTIONS).to_pylist()
+    assert columns.strings([strings, strings]).equals(pa.array(strings * 2, pa.string()))
+    assert columns.string_lists([lists]).equals(pa.array(lists, pa.list_(pa.string())))
+    assert columns.repeated([maps], OPTIONS).to_pylist() == pa.array(maps,
+                                                                       OPTIONS).to_pylist()

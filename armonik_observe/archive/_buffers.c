@@ -79,27 +79,62 @@ static PyObject *texts_buffers(const Texts *texts) {
     return Py_BuildValue("(NN)", offsets, data);
 }
 
-static PyObject *require_list(PyObject *values) {
-    if (!PyList_Check(values)) {
-        PyErr_Format(PyExc_TypeError, "expected a list, got %.100s", Py_TYPE(values)->tp_name);
-        return NULL;
+/* A column held in parts (a list of lists: pages of rows), walked as one sequence of values. */
+typedef struct {
+    PyObject *parts;
+    Py_ssize_t part;
+    Py_ssize_t index;
+} Rows;
+
+/* The number of values in all parts, or -1 with TypeError unless parts is a list of lists. */
+static Py_ssize_t rows_count(PyObject *parts) {
+    if (!PyList_Check(parts)) {
+        PyErr_Format(PyExc_TypeError, "expected a list of lists, got %.100s",
+                     Py_TYPE(parts)->tp_name);
+        return -1;
     }
-    return values;
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
+        PyObject *part = PyList_GET_ITEM(parts, i);
+        if (!PyList_Check(part)) {
+            PyErr_Format(PyExc_TypeError, "expected a list of lists, got a list of %.100s",
+                         Py_TYPE(part)->tp_name);
+            return -1;
+        }
+        count += PyList_GET_SIZE(part);
+    }
+    return count;
+}
+
+/* The next value (borrowed), or NULL with RuntimeError if the parts shrank meanwhile. */
+static PyObject *rows_next(Rows *rows) {
+    while (rows->part < PyList_GET_SIZE(rows->parts)) {
+        PyObject *part = PyList_GET_ITEM(rows->parts, rows->part);
+        if (rows->index < PyList_GET_SIZE(part)) {
+            return PyList_GET_ITEM(part, rows->index++);
+        }
+        rows->part++;
+        rows->index = 0;
+    }
+    PyErr_SetString(PyExc_RuntimeError, "the column changed while it was converted");
+    return NULL;
 }
 
 PyDoc_STRVAR(utf8_doc,
-"utf8(values: list[str]) -> (offsets, data)\n\n"
-"The buffers of an Arrow utf8 array of the values: int32 offsets and UTF-8 data.");
+"utf8(parts: list[list[str]]) -> (offsets, data)\n\n"
+"The buffers of an Arrow utf8 array of the parts' values: int32 offsets and UTF-8 data.");
 
-static PyObject *utf8(PyObject *module, PyObject *values) {
-    if (require_list(values) == NULL) {
+static PyObject *utf8(PyObject *module, PyObject *parts) {
+    Py_ssize_t n = rows_count(parts);
+    if (n < 0) {
         return NULL;
     }
+    Rows rows = {parts, 0, 0};
     Texts texts = {NULL, 0, 0, 0};
     PyObject *result = NULL;
-    Py_ssize_t n = PyList_GET_SIZE(values);
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (texts_push(&texts, PyList_GET_ITEM(values, i)) < 0) {
+        PyObject *value = rows_next(&rows);
+        if (value == NULL || texts_push(&texts, value) < 0) {
             goto done;
         }
     }
@@ -110,15 +145,16 @@ done:
 }
 
 PyDoc_STRVAR(utf8_lists_doc,
-"utf8_lists(values: list[tuple[str, ...] | list[str] | None]) -> "
+"utf8_lists(parts: list[list[tuple[str, ...] | list[str] | None]]) -> "
 "(validity, offsets, value_offsets, data, null_count)\n\n"
 "The buffers of an Arrow list<utf8> array: validity is None when no row is None.");
 
-static PyObject *utf8_lists(PyObject *module, PyObject *values) {
-    if (require_list(values) == NULL) {
+static PyObject *utf8_lists(PyObject *module, PyObject *parts) {
+    Py_ssize_t n = rows_count(parts);
+    if (n < 0) {
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(values);
+    Rows rows = {parts, 0, 0};
     Texts texts = {NULL, 0, 0, 0};
     PyObject *validity = PyBytes_FromStringAndSize(NULL, (n + 7) / 8);
     PyObject *offsets = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
@@ -132,7 +168,10 @@ static PyObject *utf8_lists(PyObject *module, PyObject *values) {
     Py_ssize_t nulls = 0;
     offset[0] = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *row = PyList_GET_ITEM(values, i);
+        PyObject *row = rows_next(&rows);
+        if (row == NULL) {
+            goto done;
+        }
         if (row == Py_None) {
             nulls++;
         } else if (PyTuple_Check(row) || PyList_Check(row)) {
@@ -169,15 +208,16 @@ done:
 }
 
 PyDoc_STRVAR(indices_doc,
-"indices(values: list) -> (indices, distinct)\n\n"
+"indices(parts: list[list]) -> (indices, distinct)\n\n"
 "int32 indices into `distinct`, the values without repeats (by equality, in first-seen order).\n"
 "A value that is the very object of the row before costs no hashing.");
 
-static PyObject *indices(PyObject *module, PyObject *values) {
-    if (require_list(values) == NULL) {
+static PyObject *indices(PyObject *module, PyObject *parts) {
+    Py_ssize_t n = rows_count(parts);
+    if (n < 0) {
         return NULL;
     }
-    Py_ssize_t n = PyList_GET_SIZE(values);
+    Rows rows = {parts, 0, 0};
     PyObject *index = PyDict_New();
     PyObject *distinct = PyList_New(0);
     PyObject *positions = PyBytes_FromStringAndSize(NULL, n * 4);
@@ -189,7 +229,10 @@ static PyObject *indices(PyObject *module, PyObject *values) {
     PyObject *previous = NULL;
     int32_t previous_position = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *value = PyList_GET_ITEM(values, i);
+        PyObject *value = rows_next(&rows);
+        if (value == NULL) {
+            goto done;
+        }
         if (value != previous) {
             PyObject *known = PyDict_GetItemWithError(index, value);  /* borrowed */
             if (known != NULL) {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import repeat
+from itertools import chain, repeat
 from operator import attrgetter
 from typing import Any
 
@@ -25,7 +25,7 @@ from armonik_observe.archive.schema import (
     Column,
     TableSpec,
 )
-from armonik_observe.fact_columns import TIME_COLUMNS, Micros, TaskFacts, concat
+from armonik_observe.fact_columns import TIME_COLUMNS, Micros, TaskFacts
 
 # -- records ---------------------------------------------------------------------------------
 
@@ -129,31 +129,34 @@ def _free(pages: list[tuple[int, TaskFacts]]) -> None:
 
 
 def _facts_batch(pages: list[tuple[int, TaskFacts]]) -> pa.RecordBatch:
-    facts = concat([page for _, page in pages])
-    if not facts.complete:
+    facts = [page for _, page in pages]
+    if not all(page.complete for page in facts):
         raise ValueError("the tasks table needs complete (detailed) task facts")
     observed = np.repeat(np.array([seen for seen, _ in pages], np.int64),
-                         [len(page) for _, page in pages])
+                         [len(page) for page in facts])
     arrays = [_fact_array(column, facts, observed) for column in TASKS.columns]
     return pa.RecordBatch.from_arrays(arrays, schema=TASKS.schema)
 
 
-def _fact_array(column: Column, facts: TaskFacts, observed: Micros) -> pa.Array:
-    if column.attribute == OBSERVED:
+def _fact_array(column: Column, pages: list[TaskFacts], observed: Micros) -> pa.Array:
+    """One column of the pages as one array; the pages' lists are read in place, not joined."""
+    name = column.attribute
+    if name == OBSERVED:
         return pa.array(observed, pa.int64()).view(TIMESTAMP)
-    values = facts[column.attribute]
-    if column.attribute in TIME_COLUMNS:  # microseconds, 0 when unset
-        unset = values == 0
+    if name in TIME_COLUMNS:  # microseconds, 0 when unset
+        micros = np.concatenate([page[name] for page in pages])
+        unset = micros == 0
         if column.micros_to_seconds:  # numpy divides 6x faster than pc.divide's call
-            return pa.array(values / 1_000_000.0, pa.float64(), mask=unset)
+            return pa.array(micros / 1_000_000.0, pa.float64(), mask=unset)
         # int64 first: pyarrow's masked numpy-to-timestamp path is 2-3x slower
-        return pa.array(values, pa.int64(), mask=unset).view(TIMESTAMP)
+        return pa.array(micros, pa.int64(), mask=unset).view(TIMESTAMP)
+    parts = [page[name] for page in pages]
     if column.type == OPTIONS:
-        return columns.repeated(values, column.type)
+        return columns.repeated(parts, column.type)
     if column.type == STRINGS:
-        return columns.string_lists(values)
+        return columns.string_lists(parts)
     if column.type == pa.string():
-        return columns.strings(values)
-    if column.type == pa.int32():  # numpy reads Python ints faster than pyarrow does
-        return pa.array(np.fromiter(values, np.int32, len(values)))
-    return pa.array(values, column.type)
+        return columns.strings(parts)
+    if column.type == pa.int32():  # task options: numpy reads Python ints faster than pyarrow
+        return pa.array(np.fromiter(chain.from_iterable(parts), np.int32, len(observed)))
+    return pa.array(list(chain.from_iterable(parts)), column.type)

@@ -8,6 +8,7 @@ be compiled, the same functions fall back to pyarrow: same arrays, slower.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 import pyarrow as pa
@@ -18,6 +19,8 @@ except ImportError:  # not compiled on this machine: pyarrow converts instead
     _buffers = None  # type: ignore[assignment]
 
 STRINGS = pa.list_(pa.string())
+# A column in parts (pages of rows): converted as one, never concatenated as Python lists first.
+Parts = list[list[Any]]
 
 
 def accelerated() -> bool:
@@ -25,30 +28,30 @@ def accelerated() -> bool:
     return _buffers is not None
 
 
-def strings(values: list[str]) -> pa.Array:
-    """A utf8 array of str values (TypeError for anything else)."""
+def strings(parts: Parts) -> pa.Array:
+    """A utf8 array of the parts' str values (TypeError for anything else)."""
     if _buffers is None:
-        return _checked(pa.array(values, pa.string()))
-    offsets, data = _buffers.utf8(values)
-    return pa.Array.from_buffers(pa.string(), len(values),
+        return _checked(pa.array(_joined(parts), pa.string()))
+    offsets, data = _buffers.utf8(parts)
+    return pa.Array.from_buffers(pa.string(), len(offsets) // 4 - 1,
                                  [None, pa.py_buffer(offsets), pa.py_buffer(data)], null_count=0)
 
 
-def string_lists(values: list[Any]) -> pa.Array:
+def string_lists(parts: Parts) -> pa.Array:
     """A list<utf8> array of tuples (or lists) of str, None for a null row."""
     if _buffers is None:
-        return pa.array(values, STRINGS)
-    validity, offsets, value_offsets, data, nulls = _buffers.utf8_lists(values)
+        return pa.array(_joined(parts), STRINGS)
+    validity, offsets, value_offsets, data, nulls = _buffers.utf8_lists(parts)
     items = pa.Array.from_buffers(pa.string(), len(value_offsets) // 4 - 1,
                                   [None, pa.py_buffer(value_offsets), pa.py_buffer(data)],
                                   null_count=0)
     return pa.Array.from_buffers(
-        STRINGS, len(values),
+        STRINGS, len(offsets) // 4 - 1,
         [None if validity is None else pa.py_buffer(validity), pa.py_buffer(offsets)],
         null_count=nulls, children=[items])
 
 
-def repeated(values: list[Any], type_: pa.DataType) -> pa.Array:
+def repeated(parts: Parts, type_: pa.DataType) -> pa.Array:
     """Values that mostly repeat (a session's task options), each distinct one converted once.
 
     pyarrow converts a map at about 0.7 us a row; here only the distinct values are converted,
@@ -56,14 +59,18 @@ def repeated(values: list[Any], type_: pa.DataType) -> pa.Array:
     """
     if _buffers is None:
         index: dict[Any, int] = {}
-        positions = pa.array([index.setdefault(value, len(index)) for value in values],
+        positions = pa.array([index.setdefault(value, len(index)) for value in _joined(parts)],
                              pa.int32())
         distinct = list(index)
     else:
-        raw, distinct = _buffers.indices(values)
-        positions = pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(raw)],
+        raw, distinct = _buffers.indices(parts)
+        positions = pa.Array.from_buffers(pa.int32(), len(raw) // 4, [None, pa.py_buffer(raw)],
                                           null_count=0)
     return pa.array(distinct, type_).take(positions)
+
+
+def _joined(parts: Parts) -> list[Any]:
+    return list(chain.from_iterable(parts))
 
 
 def _checked(array: pa.Array) -> pa.Array:

@@ -289,9 +289,10 @@ WRITE_NICENESS = 10
 def _background() -> None:
     """Lower the calling thread's CPU priority (Linux: niceness is per thread).
 
-    Parquet encoding runs without the GIL beside the conversion of the next flush: with both
-    cores busy, the event loop's thread would wait for a core when it wakes (measured: loop
-    stalls up to 5.8 ms). Below it, the write yields its core at once.
+    Parquet encoding runs without the GIL beside the conversion of the next flush, so both
+    cores are busy when the event loop's thread wakes; below it, the write gives up its core
+    first (measured over 3 alternated rounds of 1M rows: loop lag p99 2.7 to 3.6 ms unniced,
+    2.1 to 2.8 ms at niceness 10).
     """
     with contextlib.suppress(OSError, AttributeError):  # elsewhere: the same, unniced
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITE_NICENESS)
