@@ -3,9 +3,9 @@
  *
  * pyarrow converts a list of str at about 50 ns a value on the machines we measure, and list
  * columns at 50 to 130 ns a row; the archive's task rows hold some twenty such values each.
- * Here a value costs a type check, a pointer read and a memcpy. Each function returns bytes
- * objects laid out as Arrow buffers (int32 offsets, UTF-8 data, validity bitmaps), which
- * pyarrow wraps without copying. `armonik_observe.archive.columns` is the Python side, with a
+ * Here a value costs a type check, a pointer read and a memcpy, mostly without the GIL. Each
+ * function returns bytes objects laid out as Arrow buffers (int32 offsets, UTF-8 data, validity
+ * bitmaps), which pyarrow wraps without copying. `armonik_observe.archive.columns` is the Python side, with a
  * pure-pyarrow fallback when this module is not built.
  */
 #define PY_SSIZE_T_CLEAN
@@ -14,43 +14,66 @@
 #include <string.h>
 
 typedef struct {
-    const char *data;
+    const char *data; /* NULL until read: texts_resolve reads what texts_note could not */
     Py_ssize_t size;
+    PyObject *value;
 } Text;
 
-/* Growable array of (pointer, size) of the UTF-8 values seen so far. */
+/* Growable array of the str values seen so far, with their UTF-8 once read. */
 typedef struct {
     Text *items;
     Py_ssize_t count;
     Py_ssize_t capacity;
     Py_ssize_t bytes;
+    Py_ssize_t unread; /* values texts_note left to texts_resolve */
 } Texts;
 
-static int texts_push(Texts *texts, PyObject *value) {
-    if (!PyUnicode_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "expected str, got %.100s", Py_TYPE(value)->tp_name);
-        return -1;
-    }
-    Py_ssize_t size;
-    /* The UTF-8 form is cached in the str (free for ASCII), so it lives as long as the list. */
-    const char *data = PyUnicode_AsUTF8AndSize(value, &size);
-    if (data == NULL) {
-        return -1;
-    }
+/* Without the GIL: note a value. A compact ASCII str (nearly every value) is read in place;
+ * anything else waits for texts_resolve. Returns -1 only when memory runs out. */
+static int texts_note(Texts *texts, PyObject *value) {
     if (texts->count == texts->capacity) {
-        Py_ssize_t capacity = texts->capacity ? 2 * texts->capacity : 1024;
-        Text *grown = PyMem_Realloc(texts->items, (size_t)capacity * sizeof(Text));
+        Py_ssize_t capacity = texts->capacity ? 2 * texts->capacity : 4096;
+        Text *grown = PyMem_RawRealloc(texts->items, (size_t)capacity * sizeof(Text));
         if (grown == NULL) {
-            PyErr_NoMemory();
             return -1;
         }
         texts->items = grown;
         texts->capacity = capacity;
     }
-    texts->items[texts->count].data = data;
-    texts->items[texts->count].size = size;
-    texts->count++;
-    texts->bytes += size;
+    Text *text = &texts->items[texts->count++];
+    text->value = value;
+    if (PyUnicode_CheckExact(value) && PyUnicode_IS_COMPACT_ASCII(value)) {
+        text->data = (const char *)PyUnicode_DATA(value);
+        text->size = PyUnicode_GET_LENGTH(value);
+        texts->bytes += text->size;
+    } else {
+        text->data = NULL;
+        text->size = 0;
+        texts->unread++;
+    }
+    return 0;
+}
+
+/* With the GIL: read the values texts_note left (TypeError unless str), check the size. */
+static int texts_resolve(Texts *texts) {
+    for (Py_ssize_t i = 0; texts->unread > 0 && i < texts->count; i++) {
+        Text *text = &texts->items[i];
+        if (text->data != NULL) {
+            continue;
+        }
+        if (!PyUnicode_Check(text->value)) {
+            PyErr_Format(PyExc_TypeError, "expected str, got %.100s",
+                         Py_TYPE(text->value)->tp_name);
+            return -1;
+        }
+        /* The UTF-8 form is cached in the str, so it lives as long as the column. */
+        text->data = PyUnicode_AsUTF8AndSize(text->value, &text->size);
+        if (text->data == NULL) {
+            return -1;
+        }
+        texts->bytes += text->size;
+        texts->unread--;
+    }
     if (texts->bytes > INT32_MAX) {
         PyErr_SetString(PyExc_OverflowError, "over 2 GiB of strings in one Arrow array");
         return -1;
@@ -58,7 +81,7 @@ static int texts_push(Texts *texts, PyObject *value) {
     return 0;
 }
 
-/* (offsets, data) of an Arrow utf8 array holding the texts. */
+/* (offsets, data) of an Arrow utf8 array holding the texts; copies without the GIL. */
 static PyObject *texts_buffers(const Texts *texts) {
     PyObject *offsets = PyBytes_FromStringAndSize(NULL, (texts->count + 1) * 4);
     PyObject *data = PyBytes_FromStringAndSize(NULL, texts->bytes);
@@ -69,6 +92,7 @@ static PyObject *texts_buffers(const Texts *texts) {
     }
     int32_t *offset = (int32_t *)PyBytes_AS_STRING(offsets);
     char *out = PyBytes_AS_STRING(data);
+    Py_BEGIN_ALLOW_THREADS
     int32_t position = 0;
     offset[0] = 0;
     for (Py_ssize_t i = 0; i < texts->count; i++) {
@@ -76,10 +100,16 @@ static PyObject *texts_buffers(const Texts *texts) {
         position += (int32_t)texts->items[i].size;
         offset[i + 1] = position;
     }
+    Py_END_ALLOW_THREADS
     return Py_BuildValue("(NN)", offsets, data);
 }
 
-/* A column held in parts (a list of lists: pages of rows), walked as one sequence of values. */
+/* A column held in parts (a list of lists: pages of rows), walked as one sequence of values.
+ *
+ * utf8 and utf8_lists walk it without the GIL: the event loop's thread then never waits for
+ * the memory reads that make most of a conversion's time. That is safe because the caller owns
+ * the lists, which nothing else changes during the call; a size check still keeps a list that
+ * shrinks from being read past its end. */
 typedef struct {
     PyObject *parts;
     Py_ssize_t part;
@@ -106,7 +136,8 @@ static Py_ssize_t rows_count(PyObject *parts) {
     return count;
 }
 
-/* The next value (borrowed), or NULL with RuntimeError if the parts shrank meanwhile. */
+/* The next value (borrowed), or NULL if the parts shrank meanwhile (no exception set: the
+ * caller may not hold the GIL; see shrunk). */
 static PyObject *rows_next(Rows *rows) {
     while (rows->part < PyList_GET_SIZE(rows->parts)) {
         PyObject *part = PyList_GET_ITEM(rows->parts, rows->part);
@@ -116,13 +147,20 @@ static PyObject *rows_next(Rows *rows) {
         rows->part++;
         rows->index = 0;
     }
-    PyErr_SetString(PyExc_RuntimeError, "the column changed while it was converted");
     return NULL;
 }
 
+static void shrunk(void) {
+    PyErr_SetString(PyExc_RuntimeError, "the column changed while it was converted");
+}
+
+/* Outcomes of a walk without the GIL, raised once it is held again. */
+enum { WALKED = 0, OUT_OF_MEMORY, SHRUNK, NOT_A_LIST_OF_STR };
+
 PyDoc_STRVAR(utf8_doc,
 "utf8(parts: list[list[str]]) -> (offsets, data)\n\n"
-"The buffers of an Arrow utf8 array of the parts' values: int32 offsets and UTF-8 data.");
+"The buffers of an Arrow utf8 array of the parts' values: int32 offsets and UTF-8 data.\n"
+"The lists must not change during the call: they are read without the GIL.");
 
 static PyObject *utf8(PyObject *module, PyObject *parts) {
     Py_ssize_t n = rows_count(parts);
@@ -130,24 +168,35 @@ static PyObject *utf8(PyObject *module, PyObject *parts) {
         return NULL;
     }
     Rows rows = {parts, 0, 0};
-    Texts texts = {NULL, 0, 0, 0};
+    Texts texts = {NULL, 0, 0, 0, 0};
     PyObject *result = NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    int walk = WALKED;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && walk == WALKED; i++) {
         PyObject *value = rows_next(&rows);
-        if (value == NULL || texts_push(&texts, value) < 0) {
-            goto done;
+        if (value == NULL) {
+            walk = SHRUNK;
+        } else if (texts_note(&texts, value) < 0) {
+            walk = OUT_OF_MEMORY;
         }
     }
-    result = texts_buffers(&texts);
-done:
-    PyMem_Free(texts.items);
+    Py_END_ALLOW_THREADS
+    if (walk == SHRUNK) {
+        shrunk();
+    } else if (walk == OUT_OF_MEMORY) {
+        PyErr_NoMemory();
+    } else if (texts_resolve(&texts) == 0) {
+        result = texts_buffers(&texts);
+    }
+    PyMem_RawFree(texts.items);
     return result;
 }
 
 PyDoc_STRVAR(utf8_lists_doc,
 "utf8_lists(parts: list[list[tuple[str, ...] | list[str] | None]]) -> "
 "(validity, offsets, value_offsets, data, null_count)\n\n"
-"The buffers of an Arrow list<utf8> array: validity is None when no row is None.");
+"The buffers of an Arrow list<utf8> array: validity is None when no row is None.\n"
+"The lists must not change during the call: they are read without the GIL.");
 
 static PyObject *utf8_lists(PyObject *module, PyObject *parts) {
     Py_ssize_t n = rows_count(parts);
@@ -155,40 +204,58 @@ static PyObject *utf8_lists(PyObject *module, PyObject *parts) {
         return NULL;
     }
     Rows rows = {parts, 0, 0};
-    Texts texts = {NULL, 0, 0, 0};
+    Texts texts = {NULL, 0, 0, 0, 0};
     PyObject *validity = PyBytes_FromStringAndSize(NULL, (n + 7) / 8);
     PyObject *offsets = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
     PyObject *result = NULL;
+    PyObject *bad_row = NULL;
     if (validity == NULL || offsets == NULL) {
         goto done;
     }
     uint8_t *valid = (uint8_t *)PyBytes_AS_STRING(validity);
     int32_t *offset = (int32_t *)PyBytes_AS_STRING(offsets);
-    memset(valid, 0, (size_t)((n + 7) / 8));
     Py_ssize_t nulls = 0;
+    int walk = WALKED;
+    Py_BEGIN_ALLOW_THREADS
+    memset(valid, 0, (size_t)((n + 7) / 8));
     offset[0] = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < n && walk == WALKED; i++) {
         PyObject *row = rows_next(&rows);
         if (row == NULL) {
-            goto done;
-        }
-        if (row == Py_None) {
+            walk = SHRUNK;
+        } else if (row == Py_None) {
             nulls++;
         } else if (PyTuple_Check(row) || PyList_Check(row)) {
             valid[i / 8] |= (uint8_t)(1u << (i % 8));
             Py_ssize_t size = PySequence_Fast_GET_SIZE(row);
             PyObject **items = PySequence_Fast_ITEMS(row);
-            for (Py_ssize_t j = 0; j < size; j++) {
-                if (texts_push(&texts, items[j]) < 0) {
-                    goto done;
+            for (Py_ssize_t j = 0; j < size && walk == WALKED; j++) {
+                if (texts_note(&texts, items[j]) < 0) {
+                    walk = OUT_OF_MEMORY;
                 }
             }
         } else {
-            PyErr_Format(PyExc_TypeError, "expected a tuple or list of str, got %.100s",
-                         Py_TYPE(row)->tp_name);
-            goto done;
+            bad_row = row;
+            walk = NOT_A_LIST_OF_STR;
         }
         offset[i + 1] = (int32_t)texts.count;
+    }
+    Py_END_ALLOW_THREADS
+    if (walk == SHRUNK) {
+        shrunk();
+        goto done;
+    }
+    if (walk == OUT_OF_MEMORY) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (walk == NOT_A_LIST_OF_STR) {
+        PyErr_Format(PyExc_TypeError, "expected a tuple or list of str, got %.100s",
+                     Py_TYPE(bad_row)->tp_name);
+        goto done;
+    }
+    if (texts_resolve(&texts) < 0) {
+        goto done;
     }
     PyObject *strings = texts_buffers(&texts);
     if (strings == NULL) {
@@ -203,7 +270,7 @@ static PyObject *utf8_lists(PyObject *module, PyObject *parts) {
 done:
     Py_XDECREF(validity);
     Py_XDECREF(offsets);
-    PyMem_Free(texts.items);
+    PyMem_RawFree(texts.items);
     return result;
 }
 
@@ -231,6 +298,7 @@ static PyObject *indices(PyObject *module, PyObject *parts) {
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *value = rows_next(&rows);
         if (value == NULL) {
+            shrunk();
             goto done;
         }
         if (value != previous) {
