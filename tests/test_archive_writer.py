@@ -384,6 +384,16 @@ async def test_stop_flushes_and_is_idempotent(tmp_path: Path) -> None:
     assert sink.stats.rows_written == 1
 
 
+async def test_a_flush_after_stop_is_refused_and_keeps_its_rows(tmp_path: Path) -> None:
+    sink = ArchiveSink(tmp_path / "a", flush_interval=3600)
+    await sink.start()
+    await sink.stop()
+    sink.consume(facts_batch(fact(1)))
+    with pytest.raises(ArchiveError, match="stopped; 1 rows not written"):
+        await sink.flush()
+    assert sink.stats.buffered_rows == 1
+
+
 async def test_a_cancelled_flush_still_writes_and_counts_its_rows(tmp_path: Path) -> None:
     sink = ArchiveSink(tmp_path / "a", flush_interval=3600)
     sink.consume(Batch(facts=TaskFacts.of(bulk_facts(0, 20_000))))
