@@ -91,10 +91,35 @@ def test_unhashable_repeated_values_are_refused() -> None:
         columns.repeated([[[("a", "b")]]], OPTIONS)
 
 
+class Clears:
+    """A value whose comparison empties the list it came from (Python code in __eq__)."""
+
+    def __init__(self, part: list[Any]) -> None:
+        self.part = part
+
+    def __hash__(self) -> int:
+        return 1
+
+    def __eq__(self, other: object) -> bool:
+        self.part.clear()
+        return False
+
+
+def test_values_that_change_their_column_while_indexed_are_refused_safely() -> None:
+    part: list[Any] = []
+    part += [Clears(part) for _ in range(3)]
+    with pytest.raises(RuntimeError, match="changed while it was converted"):
+        columns.repeated([part], OPTIONS)
+
+
 @pytest.mark.parametrize("convert", [columns.strings, columns.string_lists])
-def test_a_column_not_in_parts_is_refused(convert: Any) -> None:
+@pytest.mark.parametrize("path", ["native", "pure_pyarrow"])
+def test_a_column_not_in_parts_is_refused(convert: Any, path: str,
+                                          request: pytest.FixtureRequest) -> None:
+    if path == "pure_pyarrow":
+        request.getfixturevalue("pure_pyarrow")
     with pytest.raises(TypeError, match="list of lists"):
-        convert(["a", "b"])
+        convert(["ab", "c"])
 
 
 @pytest.mark.usefixtures("pure_pyarrow")

@@ -107,9 +107,10 @@ static PyObject *texts_buffers(const Texts *texts) {
 /* A column held in parts (a list of lists: pages of rows), walked as one sequence of values.
  *
  * utf8 and utf8_lists walk it without the GIL: the event loop's thread then never waits for
- * the memory reads that make most of a conversion's time. That is safe because the caller owns
- * the lists, which nothing else changes during the call; a size check still keeps a list that
- * shrinks from being read past its end. */
+ * the memory reads that make most of a conversion's time. That is only safe because the caller
+ * owns the lists and their values, which nothing changes during the call (the archive's worker
+ * converts pages that no other code holds). indices runs values' __hash__ and __eq__, which may
+ * change the lists: it holds the value it works on, and stops if the parts shrank. */
 typedef struct {
     PyObject *parts;
     Py_ssize_t part;
@@ -254,6 +255,10 @@ static PyObject *utf8_lists(PyObject *module, PyObject *parts) {
                      Py_TYPE(bad_row)->tp_name);
         goto done;
     }
+    if (texts.count > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "over 2**31 strings in one Arrow list array");
+        goto done;
+    }
     if (texts_resolve(&texts) < 0) {
         goto done;
     }
@@ -289,11 +294,11 @@ static PyObject *indices(PyObject *module, PyObject *parts) {
     PyObject *distinct = PyList_New(0);
     PyObject *positions = PyBytes_FromStringAndSize(NULL, n * 4);
     PyObject *result = NULL;
+    PyObject *previous = NULL;  /* strong: identity is only meaningful while it lives */
     if (index == NULL || distinct == NULL || positions == NULL) {
         goto done;
     }
     int32_t *position = (int32_t *)PyBytes_AS_STRING(positions);
-    PyObject *previous = NULL;
     int32_t previous_position = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *value = rows_next(&rows);
@@ -302,12 +307,19 @@ static PyObject *indices(PyObject *module, PyObject *parts) {
             goto done;
         }
         if (value != previous) {
+            /* __hash__/__eq__ run Python code that may change the parts: hold the value */
+            Py_INCREF(value);
+            Py_XSETREF(previous, value);
             PyObject *known = PyDict_GetItemWithError(index, value);  /* borrowed */
             if (known != NULL) {
                 previous_position = (int32_t)PyLong_AsLong(known);
             } else if (PyErr_Occurred()) {
                 goto done;  /* unhashable */
             } else {
+                if (PyList_GET_SIZE(distinct) >= INT32_MAX) {
+                    PyErr_SetString(PyExc_OverflowError, "over 2**31 distinct values");
+                    goto done;
+                }
                 previous_position = (int32_t)PyList_GET_SIZE(distinct);
                 PyObject *number = PyLong_FromLong(previous_position);
                 if (number == NULL || PyDict_SetItem(index, value, number) < 0 ||
@@ -317,12 +329,12 @@ static PyObject *indices(PyObject *module, PyObject *parts) {
                 }
                 Py_DECREF(number);
             }
-            previous = value;
         }
         position[i] = previous_position;
     }
     result = Py_BuildValue("(OO)", positions, distinct);
 done:
+    Py_XDECREF(previous);
     Py_XDECREF(index);
     Py_XDECREF(distinct);
     Py_XDECREF(positions);

@@ -70,6 +70,8 @@ def repeated(parts: Parts, type_: pa.DataType) -> pa.Array:
 
 
 def _joined(parts: Parts) -> list[Any]:
+    if not isinstance(parts, list) or not all(isinstance(part, list) for part in parts):
+        raise TypeError("expected a list of lists")  # as the C functions say
     return list(chain.from_iterable(parts))
 
 
