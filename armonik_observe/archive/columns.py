@@ -13,12 +13,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from armonik_observe.archive.schema import STRINGS
+
 try:
     from armonik_observe.archive import _buffers
 except ImportError:  # not compiled on this machine: pyarrow converts instead
     _buffers = None  # type: ignore[assignment]
 
-STRINGS = pa.list_(pa.string())
 # A column in parts (pages of rows): converted as one, never concatenated as Python lists first.
 Parts = list[list[Any]]
 
