@@ -34,6 +34,13 @@ def pure_pyarrow(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.fixture(params=["native", "pure_pyarrow"])
+def either_path(request: pytest.FixtureRequest) -> None:
+    """Each test runs on the C path, then on the fallback."""
+    if request.param == "pure_pyarrow":
+        request.getfixturevalue("pure_pyarrow")
+
+
 def test_the_accelerator_is_in_use_wherever_a_compiler_could_build_it() -> None:
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     buildable = shutil.which(compiler) is not None
@@ -75,12 +82,9 @@ def test_repeated_maps_equal_pyarrow(values: list[Any], runs: int, at: list[int]
     assert array.to_pylist() == pa.array(values, OPTIONS).to_pylist()
 
 
+@pytest.mark.usefixtures("either_path")
 @pytest.mark.parametrize("convert", [columns.strings, columns.string_lists])
-@pytest.mark.parametrize("path", ["native", "pure_pyarrow"])
-def test_values_of_another_type_are_refused(convert: Any, path: str,
-                                            request: pytest.FixtureRequest) -> None:
-    if path == "pure_pyarrow":
-        request.getfixturevalue("pure_pyarrow")
+def test_values_of_another_type_are_refused(convert: Any) -> None:
     bad: list[Any] = [["a", 3]] if convert is columns.string_lists else ["a", None]
     with pytest.raises((TypeError, pa.ArrowInvalid, pa.ArrowTypeError)):
         convert([["a"], bad])
@@ -112,12 +116,9 @@ def test_values_that_change_their_column_while_indexed_are_refused_safely() -> N
         columns.repeated([part], OPTIONS)
 
 
+@pytest.mark.usefixtures("either_path")
 @pytest.mark.parametrize("convert", [columns.strings, columns.string_lists])
-@pytest.mark.parametrize("path", ["native", "pure_pyarrow"])
-def test_a_column_not_in_parts_is_refused(convert: Any, path: str,
-                                          request: pytest.FixtureRequest) -> None:
-    if path == "pure_pyarrow":
-        request.getfixturevalue("pure_pyarrow")
+def test_a_column_not_in_parts_is_refused(convert: Any) -> None:
     with pytest.raises(TypeError, match="list of lists"):
         convert(["ab", "c"])
 
