@@ -158,6 +158,25 @@ static void shrunk(void) {
 /* Outcomes of a walk without the GIL, raised once it is held again. */
 enum { WALKED = 0, OUT_OF_MEMORY, SHRUNK, NOT_A_LIST_OF_STR };
 
+/* With the GIL: raise what a walk ran into; -1 if it did, 0 if it walked every value.
+ * `culprit` is the row a NOT_A_LIST_OF_STR walk stopped at. */
+static int walk_failed(int walk, PyObject *culprit) {
+    switch (walk) {
+    case WALKED:
+        return 0;
+    case SHRUNK:
+        shrunk();
+        break;
+    case OUT_OF_MEMORY:
+        PyErr_NoMemory();
+        break;
+    default:
+        PyErr_Format(PyExc_TypeError, "expected a tuple or list of str, got %.100s",
+                     Py_TYPE(culprit)->tp_name);
+    }
+    return -1;
+}
+
 PyDoc_STRVAR(utf8_doc,
 "utf8(parts: list[list[str]]) -> (offsets, data)\n\n"
 "The buffers of an Arrow utf8 array of the parts' values: int32 offsets and UTF-8 data.\n"
@@ -182,11 +201,7 @@ static PyObject *utf8(PyObject *module, PyObject *parts) {
         }
     }
     Py_END_ALLOW_THREADS
-    if (walk == SHRUNK) {
-        shrunk();
-    } else if (walk == OUT_OF_MEMORY) {
-        PyErr_NoMemory();
-    } else if (texts_resolve(&texts) == 0) {
+    if (walk_failed(walk, NULL) == 0 && texts_resolve(&texts) == 0) {
         result = texts_buffers(&texts);
     }
     PyMem_RawFree(texts.items);
@@ -242,17 +257,7 @@ static PyObject *utf8_lists(PyObject *module, PyObject *parts) {
         offset[i + 1] = (int32_t)texts.count;
     }
     Py_END_ALLOW_THREADS
-    if (walk == SHRUNK) {
-        shrunk();
-        goto done;
-    }
-    if (walk == OUT_OF_MEMORY) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (walk == NOT_A_LIST_OF_STR) {
-        PyErr_Format(PyExc_TypeError, "expected a tuple or list of str, got %.100s",
-                     Py_TYPE(bad_row)->tp_name);
+    if (walk_failed(walk, bad_row) < 0) {
         goto done;
     }
     if (texts.count > INT32_MAX) {
