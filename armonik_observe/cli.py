@@ -103,7 +103,10 @@ _exporter_options = _options(
     click.option("--facts-overlap", type=float, default=30.0, show_default=True,
                  help="Seconds re-read below the ended_at watermark (late writes)."),
     click.option("--backfill", type=float, default=0.0, show_default=True,
-                 help="Seconds of task ends before start-up to count on the first pass."),
+                 help="Seconds of task ends before the exporter's first start to count too."),
+    click.option("--clock-skew", type=float, default=30.0, show_default=True,
+                 help="Seconds the control plane's clock may be behind the exporter's: ends "
+                      "that recent before the first start count too."),
     click.option("--max-followed-sessions", type=int, default=200, show_default=True,
                  help="Event streams at most; the newest sessions are followed."),
     click.option("--max-tracked-tasks", type=int, default=2_000_000, show_default=True,

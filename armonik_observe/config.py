@@ -97,6 +97,7 @@ class ServeSettings:
     stuck_threshold: float = 3600.0
     max_tracked_tasks: int = 2_000_000
     backfill: float = 0.0
+    clock_skew: float = 30.0
     facts_overlap: float = 30.0
     max_event_lag: float = 120.0
     archive: Path | None = None
@@ -112,7 +113,7 @@ class ServeSettings:
         for name in ("max_followed_sessions", "max_tracked_tasks"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"--{name.replace('_', '-')}: must be at least 1")
-        for name in ("backfill", "facts_overlap"):
+        for name in ("backfill", "clock_skew", "facts_overlap"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"--{name.replace('_', '-')}: must not be negative")
 

@@ -12,12 +12,13 @@ from collections.abc import Callable, Sequence
 from prometheus_client import CollectorRegistry
 
 from armonik_observe import __version__
-from armonik_observe.archive.reader import open as open_archive
+from armonik_observe.archive.reader import resume_point
 from armonik_observe.archive.upkeep import ArchiveUpkeep
 from armonik_observe.archive.writer import ArchiveSink
 from armonik_observe.collectors.channel import ChannelFactory
 from armonik_observe.collectors.events import ALL_KINDS, TASK_KINDS, EventStreams, StreamLagSink
 from armonik_observe.collectors.facts import TaskFactsPoller
+from armonik_observe.collectors.origin import FactsOrigin
 from armonik_observe.collectors.platform import CountsPoller, HealthPoller
 from armonik_observe.collectors.poller import Poller
 from armonik_observe.collectors.results import ResultsSweeper
@@ -61,24 +62,17 @@ class Exporter(AsyncService):
         self._extra_sinks = list(extra_sinks)
         self.archive: ArchiveSink | None = None
         self.upkeep: ArchiveUpkeep | None = None
-        watermark = None
         if settings.archive is not None:
             self.archive = ArchiveSink(settings.archive,
                                        flush_interval=settings.archive_flush_interval)
             self.upkeep = ArchiveUpkeep(settings.archive, retention=settings.archive_retention)
             self._extra_sinks.append(self.archive)
-            # Resume where the archive stops, minus the overlap for ends written late: every
-            # task that ended since is read again (the views keep one row per task).
-            resume = open_archive(settings.archive).watermark_us()
-            if resume is not None:
-                watermark = resume - int(settings.facts_overlap * MICROS)
         self.pipeline = Pipeline([])
         self.connection = Connection(
             ChannelFactory(settings.endpoint, settings.tls),
             backoff=backoff, observer=self.sink.observe_rpc,
         )
-        self._resumed_from = watermark
-        self._build_collectors(watermark)
+        self._build_collectors()
         self.http = MetricsHttpServer(
             registry=self.registry, listen=settings.listen, status=self.status,
             readiness=self.readiness, version=__version__, render=self.sink.render,
@@ -87,7 +81,7 @@ class Exporter(AsyncService):
         self._tasks: list[asyncio.Task[None]] = []
         self._stuck: tuple[float, dict[tuple[str, str], int]] = (-STUCK_REFRESH_S, {})
 
-    def _build_collectors(self, watermark: int | None) -> None:
+    def _build_collectors(self) -> None:
         settings, publish, connection = self.settings, self.pipeline.publish, self.connection
         archiving = settings.archive is not None
         self.budget = Budget(limit=settings.max_tracked_tasks)
@@ -111,9 +105,7 @@ class Exporter(AsyncService):
         self.facts = TaskFactsPoller(
             connection=connection, publish=publish, interval=settings.facts_interval,
             overlap_us=int(settings.facts_overlap * MICROS),
-            backfill_us=int(settings.backfill * MICROS),
             detailed=archiving,  # the archive keeps the lists only ListTasksDetailed carries
-            watermark_us=watermark,
         )
         self.pollers: list[Poller] = [self.discovery, self.health, self.counts, self.facts]
         if archiving:
@@ -124,18 +116,31 @@ class Exporter(AsyncService):
             ))
 
     def _results_start_point(self) -> int | None:
-        """Sessions that ended from here on get their results swept; after a restart, an hour
-        earlier, for sessions that ended before the last one could sweep them."""
-        start = self.facts.start_point()
-        if start is None or self._resumed_from is None:
-            return start
-        return start - RESWEEP_AFTER_RESTART_US
+        """Sessions that ended from the task facts' floor on get their results swept; after a
+        restart, only from an hour before the archive's watermark (the sessions that ended
+        before the last run could sweep them)."""
+        origin = self.facts.origin
+        if origin is None:
+            return None
+        if origin.watermark_us is None:
+            return origin.floor_us
+        return max(origin.floor_us, origin.watermark_us - RESWEEP_AFTER_RESTART_US)
+
+    def _facts_origin(self, started_at_us: int) -> FactsOrigin:
+        """Where the task facts start counting (reads the archive: call it off the loop)."""
+        settings = self.settings
+        if settings.archive is None:
+            return FactsOrigin.at(started_at_us, settings.backfill, settings.clock_skew)
+        first_start, watermark = resume_point(settings.archive, started_at_us)
+        return FactsOrigin.at(first_start, settings.backfill, settings.clock_skew, watermark)
 
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Serve HTTP, then start polling and streaming (the control plane may be down)."""
+        started_at_us = int(self._clock() * MICROS)
         await self.pipeline.start()
+        self.facts.place(await asyncio.to_thread(self._facts_origin, started_at_us))
         await self.http.start()
         self._tasks = [
             asyncio.create_task(poller.run(self._stop), name=f"poll-{poller.name}")

@@ -84,6 +84,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from armonik_observe.collectors import convert
 from armonik_observe.collectors.channel import ChannelFactory
 from armonik_observe.collectors.facts import TaskFactsPoller
+from armonik_observe.collectors.origin import FactsOrigin
 from armonik_observe.collectors.retry import Connection
 from armonik_observe.collectors.tracker import Budget, TaskTracker
 from armonik_observe.config import ServeSettings
@@ -615,7 +616,7 @@ async def _poll(endpoint: str, watermark: int) -> dict[str, Any]:
 
     connection = Connection(ChannelFactory(settings.endpoint, settings.tls))
     poller = TaskFactsPoller(connection=connection, publish=publish, interval=5.0,
-                             overlap_us=0, watermark_us=watermark)
+                             overlap_us=0, origin=FactsOrigin(watermark))
     page = poller._page
 
     async def counting(cursor: int, number: int) -> Any:

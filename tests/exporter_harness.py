@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,14 +27,22 @@ FAST = {
 
 
 @asynccontextmanager
-async def exporter_for(sim: Simulator, **options: Any) -> AsyncIterator[Exporter]:
-    """An exporter polling the simulator every 50 ms, serving metrics on a free port."""
+async def exporter_for(sim: Simulator, clock: Callable[[], float] | None = None,
+                       **options: Any) -> AsyncIterator[Exporter]:
+    """An exporter polling the simulator every 50 ms, serving metrics on a free port; its
+    clock is the simulator's unless told otherwise."""
     settings = ServeSettings.build(
         endpoint=sim.endpoint, listen="127.0.0.1:0", **{**FAST, **options}
     )
-    exporter = Exporter(settings, backoff=Backoff(initial=0.01, maximum=0.1))
+    exporter = Exporter(settings, backoff=Backoff(initial=0.01, maximum=0.1),
+                        clock=clock or sim_seconds(sim))
     async with exporter:
         yield exporter
+
+
+def sim_seconds(sim: Simulator) -> Callable[[], float]:
+    """The simulator's clock in seconds: the exporter's clock in tests (its T0 included)."""
+    return lambda: sim.clock.now_us() / 1_000_000
 
 
 async def settle(exporter: Exporter, rounds: int = 2) -> None:
@@ -50,6 +59,17 @@ async def settle_until(exporter: Exporter, done: Callable[[], object]) -> None:
         if done():
             return
     raise AssertionError("the exporter did not catch up")
+
+
+async def wait_until(done: Callable[[], object], within: float = 30.0,
+                     step: float = 0.05) -> None:
+    """Check `done()` every `step` seconds until it holds (real-time tests only)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not done():
+        if loop.time() > deadline:
+            raise AssertionError(f"not done within {within}s")
+        await asyncio.sleep(step)
 
 
 def ended_by_labels(tasks: list[SimTask]) -> Counter[tuple[str, str, str]]:

@@ -20,7 +20,7 @@ from armonik.protogen.client.tasks_service_pb2_grpc import TasksStub
 from armonik.protogen.common import sort_direction_pb2 as direction
 from armonik.protogen.common import tasks_common_pb2 as tasks_pb
 from armonik.protogen.common import tasks_fields_pb2 as task_fields
-from exporter_harness import exporter_for, settle_until
+from exporter_harness import exporter_for, settle
 from test_archive_truth import (
     MIXED,
     advance,
@@ -207,7 +207,7 @@ async def test_a_kill_between_two_segments_of_one_flush_loses_no_task(
     async with manual_sim(INTERLEAVED) as (sim, _):
         async with exporter_for(sim, **settings) as first:
             assert first.archive is not None
-            await settle_until(first, lambda: first.facts.watermark_us is not None)
+            await settle(first, 1)
             await advance(sim, first, 2)
             await first.archive.flush()
             before = set(segments(directory))
@@ -267,7 +267,7 @@ async def test_a_reader_in_another_thread_never_fails_nor_goes_back(
         thread = threading.Thread(target=read_repeatedly)
         thread.start()
         try:
-            await settle_until(exporter, lambda: exporter.facts.watermark_us is not None)
+            await settle(exporter, 1)
             await run_to_end(sim, exporter)
             await catch_up(exporter)
         finally:

@@ -13,6 +13,7 @@ from exporter_harness import exporter_for, settle, settle_until
 from test_archive_writer import fact, full_batch, micros_columns, result
 
 from armonik_observe import archive
+from armonik_observe.collectors.origin import FactsOrigin
 from armonik_observe.model import TERMINAL_TASK_STATUSES, EventKind, SessionStatus
 from armonik_observe.service import Exporter
 from armonik_observe.simulator.events import (
@@ -235,7 +236,7 @@ async def test_the_archive_equals_the_truth_through_faults_and_a_restart(
         manual_sim(MIXED, faults=plan) as (sim, _),
         exporter_for(sim, **archive_settings(directory)) as exporter,
     ):
-        await settle_until(exporter, lambda: exporter.facts.watermark_us is not None)
+        await settle(exporter, 1)
         await advance(sim, exporter, 6)
         ended_before = len(ended(sim))
         async with sim.down():
@@ -318,9 +319,10 @@ async def test_a_new_exporter_resumes_from_the_archive_watermark(
     directory = tmp_path / "archive"
     async with manual_sim(TWO_PHASES) as (sim, _):
         async with exporter_for(sim, **archive_settings(directory)) as first:
-            await settle_until(first, lambda: first.facts.watermark_us is not None)
+            await settle(first, 1)
             await advance(sim, first, 12)
             await settle(first)
+            first_floor = first.facts.start_point()
         watermark = archive.open(directory).watermark_us()
         archived_first = {r["task_id"] for r in rows(directory, "SELECT task_id FROM tasks")}
         assert watermark is not None and archived_first
@@ -339,9 +341,9 @@ async def test_a_new_exporter_resumes_from_the_archive_watermark(
 
         async with exporter_for(sim, **archive_settings(directory)) as second:
             await settle(second, 1)
-            # Resumed below the watermark by the overlap, for ends written late.
-            overlap = int(second.settings.facts_overlap * 1_000_000)
-            assert second.facts.start_point() == watermark - overlap
+            # Resumed at the archive's watermark (re-read from the overlap below it, for ends
+            # written late), counting from the first exporter's floor.
+            assert second.facts.origin == FactsOrigin(first_floor, watermark)
             await run_to_end(sim, second)
             await catch_up(second)
 
@@ -380,7 +382,7 @@ async def test_results_of_a_session_not_swept_before_a_restart_are_archived_afte
     plan = FaultPlan(rpcs={"ListResults": RpcFaults(unavailable=1.0)})
     async with manual_sim(OVERLAPPING, faults=plan) as (sim, _):
         async with exporter_for(sim, **archive_settings(directory)) as first:
-            await settle_until(first, lambda: first.facts.watermark_us is not None)
+            await settle(first, 1)
             await advance(sim, first, 6)
             short = sim.plane.sessions[sim.workload.session_ids[0]].record
             assert short.status == SessionStatus.CLOSED and short.closed_at is not None

@@ -174,8 +174,7 @@ async def test_failing_and_timing_out_rpcs_still_give_the_true_totals(manual_sim
     plan = FaultPlan(rpcs={"ListTasks": RpcFaults(unavailable=0.3),
                            "CountTasksByStatus": RpcFaults(deadline_exceeded=0.3)})
     async with manual_sim(WORK, faults=plan) as (sim, _), exporter_for(sim) as exporter:
-        # The facts start from the newest end the control plane reports: wait for it.
-        await settle_until(exporter, lambda: exporter.facts.watermark_us is not None)
+        await settle(exporter, 1)
         await run_to_end(sim, exporter)
         await settle_until(exporter, lambda: exporter.facts.ok and exporter.counts.ok)
         assert_ended_equal_the_truth(sim, exporter)
@@ -272,17 +271,19 @@ async def test_only_the_newest_sessions_are_followed(manual_sim: Any) -> None:
         assert set(exporter.streams.trackers) == {ids[2], ids[3]}
 
 
-@pytest.mark.parametrize("backfill", [0.0, 5.0])
-async def test_ends_before_start_up_are_counted_only_within_the_backfill(
-    manual_sim: Any, backfill: float,
+@pytest.mark.parametrize(("backfill", "clock_skew"), [(0.0, 0.0), (0.0, 3.0), (2.0, 1.5)])
+async def test_ends_count_from_t0_minus_backfill_and_skew_exactly(
+    manual_sim: Any, backfill: float, clock_skew: float,
 ) -> None:
     async with manual_sim(WORK) as (sim, _):
-        while sim.scheduler.next_due() is not None:
-            await sim.advance(1.0)
-        ends = [t.ended_at for t in sim.true_tasks() if t.ended_at is not None]
-        horizon = max(ends) - int(backfill * 1_000_000)
-        async with exporter_for(sim, backfill=backfill) as exporter:
+        await sim.advance(6.0)
+        started_at = sim.clock.now_us()  # the exporter's T0, on the shared clock
+        floor = started_at - int((backfill + clock_skew) * 1_000_000)
+        async with exporter_for(sim, backfill=backfill, clock_skew=clock_skew) as exporter:
+            await run_to_end(sim, exporter)
             await settle(exporter)
-            counted = sum(exporter.sink.facts.ended.values())
-            # An end exactly at the horizon may go either way.
-            assert sum(e > horizon for e in ends) <= counted <= sum(e >= horizon for e in ends)
+            assert exporter.facts.start_point() == floor
+            ends = [t.ended_at for t in sim.true_tasks() if t.ended_at is not None]
+            counted = sum(e >= floor for e in ends)
+            assert 0 < counted < len(ends)  # the floor cuts the scenario
+            assert sum(exporter.sink.facts.ended.values()) == counted

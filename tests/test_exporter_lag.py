@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from exporter_harness import exporter_for, sample, settle
+from exporter_harness import exporter_for, sample, settle, settle_until, wait_until
 
 from armonik_observe.collectors.lag import LagMonitor
 from armonik_observe.fact_columns import TaskFacts
-from armonik_observe.model import TaskFact
+from armonik_observe.model import TERMINAL_TASK_STATUSES, TaskFact
+from armonik_observe.simulator.builtin import builtin_scenario
+from armonik_observe.simulator.faults import FaultPlan, RpcFaults
 from armonik_observe.simulator.scenario import scenario_from_dict
+from armonik_observe.simulator.server import Simulator
 
 SECOND = 1_000_000
 FACT = TaskFact(
@@ -26,16 +29,28 @@ def ended(task_id: str, at_s: float, session: str = "s") -> TaskFact:
                                ended_at=int(at_s * SECOND))
 
 
-def test_a_stream_that_keeps_up_has_no_lag() -> None:
+def ended_count(sim: Simulator) -> int:
+    return sum(t.status in TERMINAL_TASK_STATUSES for t in sim.true_tasks())
+
+
+def listening(*sessions: str) -> LagMonitor:
+    """A monitor whose sessions' streams have subscribed before any fact."""
     monitor = LagMonitor()
-    monitor.note_facts(TaskFacts.of([ended("a", 10), ended("b", 11)]), {"s"}, lambda s, t: True)
+    for session in sessions:
+        monitor.subscribed(session)
+    return monitor
+
+
+def test_a_stream_that_keeps_up_has_no_lag() -> None:
+    monitor = listening("s")
+    monitor.note_facts(TaskFacts.of([ended("a", 10), ended("b", 11)]), lambda s, t: True)
     assert monitor.lag_seconds("s") == 0.0
 
 
 def test_lag_is_the_span_of_undelivered_ends_in_server_time() -> None:
-    monitor = LagMonitor()
+    monitor = listening("s")
     facts = [ended("a", 100), ended("b", 130), ended("c", 160)]
-    monitor.note_facts(TaskFacts.of(facts), {"s"}, lambda s, t: t == "c")
+    monitor.note_facts(TaskFacts.of(facts), lambda s, t: t == "c")
     assert monitor.lag_seconds("s") == 60.0
     monitor.delivered("s", "a")
     assert monitor.lag_seconds("s") == 30.0
@@ -44,9 +59,9 @@ def test_lag_is_the_span_of_undelivered_ends_in_server_time() -> None:
 
 
 def test_unfollowed_sessions_and_forgotten_ones_have_no_lag() -> None:
-    monitor = LagMonitor()
+    monitor = listening("s")
     facts = TaskFacts.of([ended("a", 1, "other"), ended("b", 1), ended("c", 50)])
-    monitor.note_facts(facts, {"s"}, lambda s, t: False)
+    monitor.note_facts(facts, lambda s, t: False)
     assert monitor.lag_seconds("other") == 0.0
     assert monitor.lag_seconds("s") == 49.0
     monitor.forget("s")
@@ -54,9 +69,40 @@ def test_unfollowed_sessions_and_forgotten_ones_have_no_lag() -> None:
 
 
 def test_ends_a_cut_stream_never_delivers_are_dropped_after_a_while() -> None:
+    monitor = listening("s")
+    monitor.note_facts(TaskFacts.of([ended("lost", 1)]), lambda s, t: False)
+    monitor.note_facts(TaskFacts.of([ended("new", 3600)]), lambda s, t: True)
+    assert monitor.lag_seconds("s") == 0.0
+
+
+def test_nothing_is_pending_before_a_connection_delivers_its_first_message() -> None:
     monitor = LagMonitor()
-    monitor.note_facts(TaskFacts.of([ended("lost", 1)]), {"s"}, lambda s, t: False)
-    monitor.note_facts(TaskFacts.of([ended("new", 3600)]), {"s"}, lambda s, t: True)
+    monitor.note_facts(TaskFacts.of([ended("a", 10), ended("b", 40)]), lambda s, t: False)
+    assert monitor.lag_seconds("s") == 0.0
+    monitor.subscribed("s")  # the snapshot reports a and b: they never become pending
+    monitor.note_facts(TaskFacts.of([ended("c", 41), ended("d", 50)]), lambda s, t: t == "d")
+    assert monitor.lag_seconds("s") == 9.0
+
+
+def test_ends_before_the_snapshot_never_count_as_pending() -> None:
+    monitor = LagMonitor()
+    monitor.note_facts(TaskFacts.of([ended("old", 100, "other")]), lambda s, t: False)
+    monitor.subscribed("s")
+    late = [ended("before", 90), ended("at", 100), ended("after", 130)]
+    monitor.note_facts(TaskFacts.of(late), lambda s, t: False)
+    assert monitor.lag_seconds("s") == 0.0  # only "after" is pending: it is also the newest
+    monitor.note_facts(TaskFacts.of([ended("newer", 160)]), lambda s, t: True)
+    assert monitor.lag_seconds("s") == 30.0
+
+
+def test_a_reconnection_starts_over_from_its_own_snapshot() -> None:
+    monitor = listening("s")
+    monitor.note_facts(TaskFacts.of([ended("a", 10), ended("b", 70)]), lambda s, t: False)
+    assert monitor.lag_seconds("s") == 60.0
+    monitor.forget("s")  # the stream is cut: its next snapshot reports a and b
+    assert monitor.lag_seconds("s") == 0.0
+    monitor.subscribed("s")
+    monitor.note_facts(TaskFacts.of([ended("b", 70), ended("c", 71)]), lambda s, t: True)
     assert monitor.lag_seconds("s") == 0.0
 
 
@@ -85,5 +131,29 @@ async def test_a_stream_too_far_behind_is_degraded_then_retried(manual_sim: Any)
             await settle(exporter, 1)
             assert sample(exporter, "armonik_observe_event_streams", {"state": "degraded"}) == 1
             assert session_id not in streams.trackers
+            await sim.advance(1)  # past degraded_for on the exporter's clock (the sim's here)
             await streams.wait_for_state(session_id, "connected")
             assert streams.lag_by_session()[session_id] == 0.0
+
+
+async def test_a_stream_whose_first_answer_is_late_is_not_behind() -> None:
+    """`simulate --scenario steady --rate 20`, then `serve --backfill 60` with GetEvents
+    answering 3 s late: ends before the subscription are never pending (real time)."""
+    plan = FaultPlan(rpcs={"GetEvents": RpcFaults(latency_s=3.0)})
+    async with Simulator(builtin_scenario("steady"), rate=20, faults=plan) as sim:
+        await wait_until(lambda: ended_count(sim) >= 20)  # history before the exporter
+        async with exporter_for(sim, backfill=60, max_event_lag=5) as exporter:
+            streams = exporter.streams
+            await settle_until(exporter, lambda: len(streams.trackers) == 1)
+            (session_id,) = streams.trackers
+            await streams.wait_for_state(session_id, "connected")
+            lags = []
+            for _ in range(40):  # some 2 s of facts passes after the snapshot
+                await settle(exporter, 1)
+                lags.append(streams.lag_by_session()[session_id])
+            assert exporter.facts.watermark_us is not None  # the facts read ends meanwhile
+            assert max(lags) < 1.0, lags
+            assert streams.states == {session_id: "connected"}
+            assert streams.reconnects == 0
+            assert sample(exporter, "armonik_observe_event_lag_seconds",
+                          {"session": session_id}) < 1.0

@@ -26,8 +26,9 @@ BAGS = {
 
 def test_only_the_exact_request_shape_takes_the_index() -> None:
     assert _ended_since_by_end(requests.list_tasks_ended_since(5, 0, 10)) == 5
-    newest = requests.list_tasks_newest_end()  # sorted descending: a full scan
-    assert _ended_since_by_end(newest) is None
+    newest_first = requests.list_tasks_ended_since(5, 0, 10)
+    newest_first.sort.direction = requests.DESC  # sorted descending: a full scan
+    assert _ended_since_by_end(newest_first) is None
     with_session = requests.list_tasks_ended_since(5, 0, 10)
     and_branch = getattr(getattr(with_session.filters, "or")[0], "and")
     and_branch.append(requests.task_session_is("s"))

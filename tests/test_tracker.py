@@ -71,6 +71,14 @@ def test_a_replayed_new_task_with_a_final_status_is_neither_counted_nor_tracked(
     assert tracker.budget.used == 0
 
 
+def test_a_replayed_end_counts_as_delivered_and_a_later_copy_is_late_news() -> None:
+    tracker = TaskTracker()
+    tracker.report("t", "COMPLETED", NOW, new=True)  # in the snapshot of a new subscription
+    assert tracker.has_ended("t")  # the stream is not behind on it
+    progress = tracker.report("t", "COMPLETED", NOW + 1)  # the same end, delivered again
+    assert (progress.advanced, progress.reason) == (False, "duplicate")
+
+
 def test_a_replay_after_the_end_is_not_counted_again() -> None:
     tracker = TaskTracker()
     tracker.report("t", "PROCESSING", NOW)

@@ -21,6 +21,9 @@ MARKER = ".armonik-observe-archive"
 # The newest task end such that every task the exporter had read up to it is on disk: written
 # after a flush has written all its segments, so a crash between two segments never moves it.
 CHECKPOINT = ".tasks-checkpoint.json"
+# When an exporter first started on this archive (its own clock): the task-facts start point
+# survives restarts, even those before the control plane ever answered.
+FIRST_START = ".first-start.json"
 
 
 def write_checkpoint(directory: Path, ended_through_us: int) -> None:
@@ -31,9 +34,22 @@ def write_checkpoint(directory: Path, ended_through_us: int) -> None:
 
 def read_checkpoint(directory: Path) -> int | None:
     """The last checkpoint, or None when there is none (or it cannot be read)."""
+    return _read_int(directory / CHECKPOINT, "tasks_ended_through_us")
+
+
+def keep_first_start(directory: Path, started_at_us: int) -> int:
+    """The exporter's first start on this archive: recorded now if none was, else the old one."""
+    first = _read_int(directory / FIRST_START, "started_at_us")
+    if first is not None:
+        return first
+    payload = json.dumps({"started_at_us": started_at_us}).encode()
+    write_atomically(directory / FIRST_START, lambda tmp: tmp.write_bytes(payload))
+    return started_at_us
+
+
+def _read_int(path: Path, key: str) -> int | None:
     try:
-        data = json.loads((directory / CHECKPOINT).read_text(encoding="utf-8"))
-        return int(data["tasks_ended_through_us"])
+        return int(json.loads(path.read_text(encoding="utf-8"))[key])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 FORMAT = "armonik-observe-archive"

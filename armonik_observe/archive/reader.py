@@ -156,3 +156,9 @@ class Archive:
             result[table.name] = TableStats(len(found), sum(s.rows for s in found),
                                             sum(s.size for s in found))
         return result
+
+
+def resume_point(directory: Path, started_at_us: int) -> tuple[int, int | None]:
+    """The first start recorded in the archive (recorded now if none was) and its task-facts
+    watermark: where an exporter starting at `started_at_us` takes over (blocking I/O)."""
+    return layout.keep_first_start(directory, started_at_us), open(directory).watermark_us()

@@ -109,9 +109,10 @@ class EventStreams:
         trackers = self.trackers
 
         def delivered(session_id: str, task_id: str) -> bool:
-            return trackers[session_id].has_ended(task_id)
+            tracker = trackers.get(session_id)  # None: closed, its stream not yet unwound
+            return tracker is None or tracker.has_ended(task_id)
 
-        self.lag.note_facts(facts, set(trackers), delivered)
+        self.lag.note_facts(facts, delivered)
 
     def _check_lag(self) -> None:
         """Degrade a stream that fell too far behind; retry it after `degraded_for`."""
@@ -182,6 +183,7 @@ class EventStreams:
             async for message in call:
                 if not count:
                     self._set_state(session_id, CONNECTED)
+                    self.lag.subscribed(session_id)
                 count += 1
                 self._receive(message, tracker)
         except grpc.aio.AioRpcError as error:
@@ -189,6 +191,7 @@ class EventStreams:
             log.debug("stream of session %s ended: %s", session_id, error.code().name)
         finally:
             call.cancel()
+            self.lag.forget(session_id)
         return count
 
     def _receive(self, message: ev.EventSubscriptionResponse, tracker: TaskTracker) -> None:

@@ -6,6 +6,10 @@ passes, or while an event stream (or the exporter) was down. Each pass re-reads 
 below the watermark, since equal timestamps and late writes exist, and drops the ids it has seen.
 Pages are keyed by `ended_at` (each page starts at the last end read), so tasks ending while we
 page never shift a page.
+
+Counting starts at a `FactsOrigin` placed when the exporter starts (collectors/origin.py), never
+at the first call that succeeds: ends that happen while the control plane cannot be reached are
+read once it answers.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from armonik.protogen.client.tasks_service_pb2_grpc import TasksStub
 
 from armonik_observe.collectors import convert, requests
+from armonik_observe.collectors.origin import FactsOrigin
 from armonik_observe.collectors.poller import Poller, Publish
 from armonik_observe.collectors.retry import Connection
 from armonik_observe.fact_columns import TaskFacts
@@ -35,28 +40,37 @@ class TaskFactsPoller(Poller):
         publish: Publish,
         interval: float,
         overlap_us: int = 30_000_000,
-        backfill_us: int = 0,
         page_size: int = PAGE_SIZE,
         detailed: bool = False,
-        watermark_us: int | None = None,
+        origin: FactsOrigin | None = None,
     ) -> None:
         super().__init__(connection=connection, publish=publish, interval=interval)
         self.overlap_us = overlap_us
-        self.backfill_us = backfill_us
         self.page_size = page_size
         self.detailed = detailed
-        self.watermark_us = watermark_us
+        self.origin: FactsOrigin | None = None
+        self.watermark_us: int | None = None  # the newest end read
         self._seen: dict[str, int] = {}  # task id -> ended_at, within the overlap window
-        self._floor_us = 0 if watermark_us is None else watermark_us
         self.pages = 0
+        if origin is not None:
+            self.place(origin)
+
+    def place(self, origin: FactsOrigin) -> None:
+        """Set where counting starts; before the first poll."""
+        self.origin = origin
+        self.watermark_us = origin.watermark_us
+
+    def start_point(self) -> int:
+        """The server time from which ended tasks count."""
+        return self._origin().floor_us
 
     async def poll_once(self) -> None:
         """Read and publish every task ended since the watermark minus the overlap."""
-        if self.watermark_us is None:
-            self.watermark_us = await self._first_watermark()
-            # Nothing that ended before the start point counts, not even in overlap re-reads.
-            self._floor_us = self.watermark_us
-        cursor, page = max(self.watermark_us - self.overlap_us, self._floor_us), 0
+        floor = self._origin().floor_us
+        # Nothing that ended before the floor counts, not even in overlap re-reads.
+        watermark = self.watermark_us
+        cursor = floor if watermark is None else max(watermark - self.overlap_us, floor)
+        page = 0
         while True:
             tasks = await self._page(cursor, page)
             seen = self._seen
@@ -69,18 +83,10 @@ class TaskFactsPoller(Poller):
             cursor, page = (last, 0) if last > cursor else (cursor, page + 1)
         self._forget_old()
 
-    def start_point(self) -> int | None:
-        """The server time from which ended tasks count, once the first pass has placed it."""
-        return None if self.watermark_us is None else self._floor_us
-
-    async def _first_watermark(self) -> int:
-        """Start at the newest end minus the backfill window, or at 0 when nothing has ended."""
-        reply = await self.connection.call(
-            "ListTasks", lambda ch: TasksStub(ch).ListTasks(requests.list_tasks_newest_end())
-        )
-        ends = [convert.micros(t, "ended_at") for t in reply.tasks]
-        newest = next((e for e in ends if e is not None), None)
-        return 0 if newest is None else max(0, newest - self.backfill_us)
+    def _origin(self) -> FactsOrigin:
+        if self.origin is None:
+            raise RuntimeError("the task facts poller has no origin: call place() first")
+        return self.origin
 
     async def _page(self, cursor: int, page: int) -> Any:
         request = requests.list_tasks_ended_since(cursor, page, self.page_size)
@@ -108,5 +114,7 @@ class TaskFactsPoller(Poller):
             self.publish(Batch(facts=facts))
 
     def _forget_old(self) -> None:
-        horizon = (self.watermark_us or 0) - self.overlap_us
+        if self.watermark_us is None:
+            return
+        horizon = self.watermark_us - self.overlap_us
         self._seen = {task: end for task, end in self._seen.items() if end >= horizon}

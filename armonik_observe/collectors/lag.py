@@ -4,6 +4,11 @@ Events carry no timestamp, so lag is read in the server's own time: for each fol
 the task facts show tasks that have ended (with their server `ended_at`); those whose end the
 stream has not delivered yet are pending. Lag is the newest end the facts show minus the oldest
 pending end: zero for a stream that keeps up, growing for one that falls behind.
+
+Only ends a stream can still deliver are pending. Until a connection's first message arrives,
+nothing is; from then on, ends at or before the newest end the facts had shown at that moment
+never are: they came before the snapshot the server replays on subscription, which reports them
+(replayed ends count as delivered).
 """
 
 from __future__ import annotations
@@ -20,26 +25,38 @@ Delivered = Callable[[str, str], bool]  # (session_id, task_id) -> the stream de
 
 
 class LagMonitor:
-    """Pending task ends per followed session, in server time."""
+    """Pending task ends per listening session, in server time."""
 
     def __init__(self) -> None:
+        self._floor: dict[str, int] = {}  # listening session -> newest end before its snapshot
         self._pending: dict[str, dict[str, int]] = {}
         self._newest: dict[str, int] = {}
+        self.facts_newest_us = 0  # the newest end the facts have shown, any session
 
-    def note_facts(self, facts: TaskFacts, followed: set[str], seen: Delivered) -> None:
-        """Record ended tasks of followed sessions that their stream has not delivered yet."""
-        if not followed or not facts:
+    def subscribed(self, session_id: str) -> None:
+        """A session's stream delivered the first message of a new connection (its snapshot)."""
+        self.forget(session_id)
+        self._floor[session_id] = self.facts_newest_us
+
+    def note_facts(self, facts: TaskFacts, seen: Delivered) -> None:
+        """Record ended tasks of listening sessions that their stream has not delivered yet."""
+        if not facts:
             return
-        for session_id, task_id, ended_at in zip(facts["session_id"], facts["task_id"],
-                                                 facts["ended_at"].tolist(), strict=True):
-            if session_id not in followed or not ended_at:
-                continue
-            if ended_at > self._newest.get(session_id, 0):
-                self._newest[session_id] = ended_at
-            if not seen(session_id, task_id):
-                self._pending.setdefault(session_id, {})[task_id] = ended_at
-        for session_id in self._pending:
-            self._prune(session_id)
+        ends = facts["ended_at"]
+        floors = self._floor
+        if floors:
+            for session_id, task_id, ended_at in zip(facts["session_id"], facts["task_id"],
+                                                     ends.tolist(), strict=True):
+                floor = floors.get(session_id)
+                if floor is None or ended_at <= floor:
+                    continue
+                if ended_at > self._newest.get(session_id, 0):
+                    self._newest[session_id] = ended_at
+                if not seen(session_id, task_id):
+                    self._pending.setdefault(session_id, {})[task_id] = ended_at
+            for session_id in self._pending:
+                self._prune(session_id)
+        self.facts_newest_us = max(self.facts_newest_us, int(ends.max()))
 
     def delivered(self, session_id: str, task_id: str) -> None:
         """The stream delivered a task's end."""
@@ -55,7 +72,8 @@ class LagMonitor:
         return max(0, self._newest[session_id] - min(pending.values())) / 1_000_000
 
     def forget(self, session_id: str) -> None:
-        """Drop a session no longer followed."""
+        """Stop measuring a session: its stream is cut, degraded or no longer followed."""
+        self._floor.pop(session_id, None)
         self._pending.pop(session_id, None)
         self._newest.pop(session_id, None)
 

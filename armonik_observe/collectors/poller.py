@@ -18,7 +18,7 @@ Publish = Callable[[Batch], None]
 
 
 class Poller(ABC):
-    """Runs `poll_once` every `interval` seconds; a failed poll is retried at the next one."""
+    """Runs `poll_once` every `interval` seconds; a failed poll is retried sooner, with backoff."""
 
     name = "poller"
 
@@ -35,15 +35,23 @@ class Poller(ABC):
         """Call the control plane once and publish what it said."""
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until `stop` is set."""
+        """Poll until `stop` is set; after a failure, retry with backoff capped at the interval."""
+        failures = 0
         while not stop.is_set():
-            await self._poll_safely()
+            failures = 0 if await self._poll_safely() else failures + 1
             try:
-                await Connection.wait(self.interval, stop)
+                await Connection.wait(self._delay(failures), stop)
             except StopRequested:
                 return
 
-    async def _poll_safely(self) -> None:
+    def _delay(self, failures: int) -> float:
+        """The interval after a success; fast first retries after failures, never slower."""
+        if not failures:
+            return self.interval
+        backoff = self.connection.backoff.delay(failures - 1, self.connection.rng)
+        return min(self.interval, backoff)
+
+    async def _poll_safely(self) -> bool:
         try:
             await self.poll_once()
         except grpc.aio.AioRpcError as error:
@@ -53,6 +61,7 @@ class Poller(ABC):
         finally:
             self.polls += 1
             self.ran.set()
+        return bool(self.ok)
 
     def _set_ok(self, ok: bool, reason: str) -> None:
         if ok != self.ok:

@@ -83,17 +83,6 @@ def list_tasks_ended_since(micros: int, page: int, page_size: int) -> Any:
     )
 
 
-def list_tasks_newest_end() -> Any:
-    """A ListTasks request for the task that ended last, to place the first watermark."""
-    return tasks.ListTasksRequest(
-        page=0,
-        page_size=1,
-        sort=tasks.ListTasksRequest.Sort(
-            field=_summary_field(task_fields.TASK_SUMMARY_ENUM_FIELD_ENDED_AT), direction=DESC
-        ),
-    )
-
-
 def list_sessions(page: int, page_size: int) -> Any:
     """A ListSessions page, newest first, with task options."""
     field = session_fields.SessionField(

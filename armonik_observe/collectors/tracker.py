@@ -73,7 +73,11 @@ class TaskTracker:
         if packed is None and task_id in self._ended:
             return self._drop(DUPLICATE)  # anything after the end is late news
         if packed is None and new and status != TaskStatus.CREATING:
-            if status not in TERMINAL_TASK_STATUSES:
+            if status in TERMINAL_TASK_STATUSES:
+                # An end the stream delivered, if only in its snapshot: later copies are late
+                # news, and the stream is not behind on it.
+                self._remember_end(task_id, now_s)
+            else:
                 self._track(task_id, None, status, rank, now_s)
             return self._drop(REPLAY)
         if packed is not None:
@@ -94,15 +98,18 @@ class TaskTracker:
             del self._tasks[task_id]
             self.budget.used -= 1
         # ...but remembered a while, so a repeated final status does not count twice.
+        self._remember_end(task_id, now_s)
+        return ADVANCED
+
+    def _remember_end(self, task_id: str, now_s: int) -> None:
         ended = self._ended
         ended[task_id] = now_s
         horizon = now_s - RECENT_END_SECONDS
         while ended and (len(ended) > RECENT_END_LIMIT or next(iter(ended.values())) < horizon):
             del ended[next(iter(ended))]
-        return ADVANCED
 
     def has_ended(self, task_id: str) -> bool:
-        """True when the stream delivered the task's final status recently."""
+        """True when the stream delivered the task's final status recently (or replayed it)."""
         return task_id in self._ended
 
     def _track(

@@ -248,13 +248,22 @@ class Simulator(AsyncService):
     @contextlib.asynccontextmanager
     async def down(self) -> AsyncIterator[None]:
         """Take the server down (every stream is cut) for the body; it comes back, same state."""
+        await self.take_down()
+        try:
+            yield
+        finally:
+            await self.bring_up()
+
+    async def take_down(self) -> None:
+        """Stop answering on the port (every stream is cut); time and the workload go on."""
         self.bus.close_all()
         if self._server is not None:
             await self._server.stop(0)
             self._server = None
-        try:
-            yield
-        finally:
+
+    async def bring_up(self) -> None:
+        """Answer again on the same port, with the state time has made meanwhile."""
+        if self._server is None:
             await self._serve(f"{self._listen.rpartition(':')[0]}:{self.port}")
 
     async def _planned_restart(self) -> None:
