@@ -82,7 +82,8 @@ from armonik_observe.model import TaskFact
 from armonik_observe.pipeline import Batch
 from armonik_observe.runner import tune_process
 from bench import common
-from bench.common import BenchError, CpuSampler, Row
+from bench.common import BenchError, CpuSampler
+from bench.report import Row, print_table, ratio_verdict, write_results
 
 NAME = "archive"
 HOST = "127.0.0.1"
@@ -734,7 +735,7 @@ def measure_analytics(tasks: int, root: Path, install_dir: Path) -> dict[str, An
 def ratio_row(label: str, value: float, target: float, unit: str = "/s",
               verdict: str = "") -> Row:
     """A row compared with a higher-is-better target."""
-    text = common.ratio_verdict(value, target)
+    text = ratio_verdict(value, target)
     return Row(label, value, unit, target, f"{text} {verdict}".strip())
 
 
@@ -784,7 +785,7 @@ def lag_rows(label: str, lag: dict[str, Any]) -> list[Row]:
     """Rows for one lag measurement."""
     rows = [
         Row(f"loop lag {label}: max", lag["max_ms"], "ms", TARGET_STALL_MS,
-            common.ratio_verdict(lag["max_ms"], TARGET_STALL_MS, higher_is_better=False)),
+            ratio_verdict(lag["max_ms"], TARGET_STALL_MS, higher_is_better=False)),
         Row(f"loop lag {label}: p99 | p99.9", f"{lag['p99_ms']:.2f} | {lag['p999_ms']:.2f}",
             "ms", verdict=f"{lag['ticks']:,} ticks over {lag['wall_s']:.1f}s"),
         Row(f"loop lag {label}: stalls > 5 ms", lag["stalls_over_5ms"], "", 0,
@@ -1130,8 +1131,8 @@ def main() -> None:
     run.results["errors"] = run.failed
     run.results["total_runtime_s"] = round(time.monotonic() - started, 1)
     print()
-    common.print_table(run.rows, f"archive benchmark ({run.results['total_runtime_s']}s)")
-    print(f"\nwrote {common.write_results(NAME, run.results)}")
+    print_table({"": run.rows}, f"archive benchmark ({run.results['total_runtime_s']}s)")
+    print(f"\nwrote {write_results(NAME, run.results)}")
     if owned and args.keep:
         print(f"archives kept in {root}")
     if run.failed:

@@ -107,8 +107,10 @@ from armonik_observe.simulator.clock import MICROS, ManualClock
 from armonik_observe.simulator.convert import list_tasks_response
 from armonik_observe.simulator.server import Simulator
 from bench import common
-from bench.bench_simulator import attempt, count_tasks, running_session
-from bench.common import BenchError, Child, CpuSampler, Row
+from bench.bare_receive import run_bare
+from bench.common import BenchError, Child, CpuSampler
+from bench.control_plane import count_tasks, running_session
+from bench.report import FAILURES, Row, print_table, ratio_verdict, short, write_results
 from bench.serve_finished import READY, bag_scenario
 
 NAME = "exporter"
@@ -281,12 +283,9 @@ def _arm_figures(events: float, wall: float, cpu: float, sim_cpu: float, busy: f
 
 def _live_bare(channel: grpc.Channel, endpoint: str, session: str, seconds: float,
                sim_pid: int) -> dict[str, Any]:
-    tool = common.shared_tool("tools/bare_receive.py")
     tasks0, counted0 = count_tasks(channel, session)
     with CpuSampler(sim_pid) as sim_cpu, CpuSampler(None) as machine:
-        report, exited = common.run_json(
-            [sys.executable, str(tool), "--endpoint", endpoint, "--session", session,
-             "--seconds", f"{seconds:g}", "--kinds", KINDS], timeout=seconds + 30)
+        report, exited = run_bare(endpoint, session, seconds, kinds=KINDS)
     tasks1, counted1 = count_tasks(channel, session)
     wall = float(report["wall_s"])
     figures = _arm_figures(
@@ -972,7 +971,7 @@ def other_row(label: str, share: float) -> Row:
 
 def ratio_row(label: str, value: float, target: float = TARGET_INGEST_RATIO) -> Row:
     """A ratio against its target."""
-    return Row(label, value, "", target, common.ratio_verdict(value, target))
+    return Row(label, value, "", target, ratio_verdict(value, target))
 
 
 def live_rows(runs: list[dict[str, Any]]) -> list[Row]:
@@ -1035,10 +1034,10 @@ def facts_rows(pages: dict[str, Any] | None, poller: dict[str, Any] | None) -> l
         e2e = pages["end_to_end"]
         rows.append(Row(f"facts: {pages['facts'] // 1000}k from pages, end to end",
                         e2e["facts_per_s"], "/s", TARGET_FACTS_PER_S,
-                        common.ratio_verdict(e2e["facts_per_s"], TARGET_FACTS_PER_S)))
+                        ratio_verdict(e2e["facts_per_s"], TARGET_FACTS_PER_S)))
         rows.append(Row("facts: end to end per CPU-second", e2e["facts_per_cpu_s"], "/s",
                         TARGET_FACTS_PER_S,
-                        common.ratio_verdict(e2e["facts_per_cpu_s"], TARGET_FACTS_PER_S)))
+                        ratio_verdict(e2e["facts_per_cpu_s"], TARGET_FACTS_PER_S)))
         for stage in ("parse", "convert", "aggregate"):
             figures = pages[stage]
             rows.append(Row(f"facts: {stage} alone", figures["facts_per_cpu_s"], "/CPU-s",
@@ -1069,7 +1068,7 @@ def render_rows(result: dict[str, Any]) -> list[Row]:
             Row(f"render {name}: p50", figures["p50_ms"], "ms",
                 verdict=f"CPU p50 {figures['cpu_p50_ms']:.1f} ms"),
             Row(f"render {name}: p99", figures["p99_ms"], "ms", TARGET_RENDER_P99_MS,
-                common.ratio_verdict(figures["p99_ms"], TARGET_RENDER_P99_MS, False)
+                ratio_verdict(figures["p99_ms"], TARGET_RENDER_P99_MS, False)
                 + f" (n={figures['renders']}, CPU p99 {figures['cpu_p99_ms']:.1f} ms, gc passes "
                   f"gen0/1/2 {'/'.join(map(str, figures.get('gc_passes', ())))})"),
         ]
@@ -1098,7 +1097,7 @@ def load_rows(result: dict[str, Any]) -> list[Row]:
         Row(f"{tag} generated (2 kinds)", result["generated_events_per_s"], "ev/s",
             verdict=f"{result['generated_tasks_per_s']:,.0f} tasks/s"),
         Row(f"{tag} received", result["events_per_s"], "ev/s", result["generated_events_per_s"],
-            common.ratio_verdict(result["events_per_s"], result["generated_events_per_s"])),
+            ratio_verdict(result["events_per_s"], result["generated_events_per_s"])),
         Row(f"{tag} stream backlog at end", result["backlog_events_at_end"], "ev",
             verdict=f"~{result['behind_s_at_end']:g}s of generation behind"),
         Row(f"{tag} event_lag_seconds", max(lag.values()) if lag else "empty", "s" if lag else "",
@@ -1106,7 +1105,7 @@ def load_rows(result: dict[str, Any]) -> list[Row]:
         Row(f"{tag} tasks tracked at end", result["tasks_tracked_at_end"], ""),
         Row(f"{tag} tasks_ended_total growth", result["tasks_ended_per_s"], "/s",
             result["generated_tasks_per_s"],
-            common.ratio_verdict(result["tasks_ended_per_s"], result["generated_tasks_per_s"])),
+            ratio_verdict(result["tasks_ended_per_s"], result["generated_tasks_per_s"])),
         Row(f"{tag} facts: ListTasks rows read/end", result["facts_rows_read_per_end_at_most"],
             "", verdict="at most (calls x 1000 / tasks_ended_total growth)"),
         Row(f"{tag} exporter CPU share", result["exporter_cpu_share"], "",
@@ -1116,6 +1115,15 @@ def load_rows(result: dict[str, Any]) -> list[Row]:
 
 
 # --------------------------------------------------------------------------------- main
+
+
+def attempt(measure: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """Run one measurement; a failure becomes {"error": ...} so that the others still run."""
+    try:
+        return measure(*args)
+    except FAILURES as error:
+        print(f"  failed: {short(error, 160)}", file=sys.stderr, flush=True)
+        return {"measure": measure.__name__, "args": list(args), "error": short(error, 160)}
 
 
 def parse_args() -> argparse.Namespace:
@@ -1211,7 +1219,7 @@ def in_process_part(args: argparse.Namespace, run: Run) -> None:
             if memory:
                 run.add("memory", [
                     Row("memory: bytes per tracked task", memory["bytes_per_task"], "B",
-                        TARGET_BYTES_PER_TASK, common.ratio_verdict(
+                        TARGET_BYTES_PER_TASK, ratio_verdict(
                             memory["bytes_per_task"], TARGET_BYTES_PER_TASK, False)),
                     Row("memory: of which the id string", memory["id_string_bytes"], "B"),
                     Row("memory: per task once ended", memory["after_end_bytes_per_task"], "B",
@@ -1312,8 +1320,8 @@ def main() -> None:
     run.results["errors"] = run.failed
     run.results["total_runtime_s"] = round(time.monotonic() - started, 1)
     print()
-    common.print_table(run.rows(), f"exporter benchmark ({run.results['total_runtime_s']}s)")
-    print(f"\nwrote {common.write_results(NAME, run.results)}")
+    print_table({"": run.rows()}, f"exporter benchmark ({run.results['total_runtime_s']}s)")
+    print(f"\nwrote {write_results(NAME, run.results)}")
     if run.failed:
         sys.exit(1)
 
