@@ -27,8 +27,8 @@
    to price the view's deduplication) and the same with Polars over `archive.lazy("tasks")`;
    rows scanned/s count the raw rows read. The OS page cache is warm (the archive was just
    written): "cold" means a new process and connection. As written, then compacted.
-   Baseline: armonik-analytics 0.0.2 (pip-installed into a temporary directory if missing, run
-   in its own process with this interpreter and its armonik) computes its StartedToEnded
+   Baseline: armonik-analytics 0.0.2 (the `bench` extra, which `make bench` installs; run in
+   its own process) computes its StartedToEnded
    transition over the one session of `--analytics-tasks` tasks that a real simulator (a
    one-session slice of `large`) played and serves; the same tasks, archived by the simulator's
    process, are queried by the archive. analytics pages ListTasksDetailed 1,000 at a time and
@@ -52,6 +52,7 @@ import asyncio
 import cProfile
 import gc
 import heapq
+import importlib.util
 import io
 import json
 import math
@@ -661,9 +662,8 @@ async def serve_slice(tasks: int, directory: Path) -> None:
         await simulator.stop(grace=0)
 
 
-def analytics_worker(path: str, endpoint: str, session: str) -> dict[str, Any]:
+def analytics_worker(endpoint: str, session: str) -> dict[str, Any]:
     """armonik-analytics' StartedToEnded transition over one session, timed (own process)."""
-    sys.path.insert(0, path)
     import grpc
     from armonik.common import Task
     from armonik_analytics import ArmoniKStatistics
@@ -682,32 +682,16 @@ def analytics_worker(path: str, endpoint: str, session: str) -> dict[str, Any]:
             "metric": transition.name}
 
 
-def ensure_analytics(target: Path) -> tuple[Path | None, str]:
-    """armonik-analytics importable from `target`, installed there with pip if missing."""
-    marker = target / "armonik_analytics" / "stats.py"
-    if marker.is_file():
-        return target, "cached"
-    print(f"analytics: pip install armonik-analytics=={ANALYTICS_VERSION} numpy into {target} "
-          "...", flush=True)
-    # armonik (and grpcio) come from this environment: --no-deps keeps the target from
-    # shadowing them with other versions.
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-           "--no-deps", "--target", str(target), f"armonik-analytics=={ANALYTICS_VERSION}",
-           "numpy"]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return None, f"pip failed: {error}"
-    if done.returncode != 0 or not marker.is_file():
-        return None, "pip failed: " + " ".join(done.stderr.split())[-200:]
-    return target, "installed"
+def analytics_installed() -> bool:
+    """Whether armonik-analytics (the `bench` extra) is importable here."""
+    return importlib.util.find_spec("armonik_analytics") is not None
 
 
-def measure_analytics(tasks: int, root: Path, install_dir: Path) -> dict[str, Any]:
+def measure_analytics(tasks: int, root: Path) -> dict[str, Any]:
     """The analytics baseline and the archive query over the same served tasks."""
-    path, how = ensure_analytics(install_dir)
-    if path is None:
-        return {"error": f"armonik-analytics unavailable ({how}); baseline skipped"}
+    if not analytics_installed():
+        return {"error": f"armonik-analytics=={ANALYTICS_VERSION} is not installed (the bench "
+                         "extra: `make bench` installs it); baseline skipped"}
     directory = fresh_dir(root, "slice")
     cmd = [sys.executable, "-m", "bench.bench_archive", "--worker", "serve-slice",
            "--analytics-tasks", str(tasks), "--archive", str(directory)]
@@ -716,13 +700,13 @@ def measure_analytics(tasks: int, root: Path, install_dir: Path) -> dict[str, An
         info = json.loads(server.ready.removeprefix(READY))
         print("analytics: armonik-analytics pages the session ...", flush=True)
         worker = [sys.executable, "-m", "bench.bench_archive", "--worker", "analytics",
-                  "--analytics-path", str(path), "--endpoint", f"{HOST}:{info['port']}",
+                  "--endpoint", f"{HOST}:{info['port']}",
                   "--session", info["sessions"][0]]
         with CpuSampler(server.pid) as sampler:
             report, exited = common.run_json(worker, timeout=600)
         server_cpu = sampler.cpu_between(exited - report["wall_s"], exited)
     archive = run_query_worker(directory)
-    return {"install": how, "server": info, "analytics": {**report,
+    return {"server": info, "analytics": {**report,
             "server_cpu_s": round(server_cpu, 3),
             "pages": math.ceil(info["tasks"] / PAGE_ROWS),
             "tasks_per_s": round(info["tasks"] / report["wall_s"], 1)},
@@ -888,10 +872,6 @@ def parse_args() -> argparse.Namespace:
                         help="tasks of the simulator slice the baseline pages (default 50000)")
     parser.add_argument("--work-dir", type=Path, default=None,
                         help="where to write the archives (default: a temporary directory)")
-    parser.add_argument("--analytics-dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / f"armonik-analytics-"
-                                                              f"{ANALYTICS_VERSION}",
-                        help="where armonik-analytics is (or gets) pip-installed")
     parser.add_argument("--profile", action="store_true",
                         help="print a cProfile of facts_batches + write over 200k detailed rows")
     parser.add_argument("--write-rounds", type=int, default=3,
@@ -902,7 +882,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--worker", choices=("query", "serve-slice", "analytics"),
                         help=argparse.SUPPRESS)
     parser.add_argument("--archive", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--analytics-path", help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--session", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -957,7 +936,7 @@ def run_worker(args: argparse.Namespace) -> None:
     elif args.worker == "serve-slice":
         asyncio.run(serve_slice(args.analytics_tasks, args.archive))
     else:
-        print(json.dumps(analytics_worker(args.analytics_path, args.endpoint, args.session)),
+        print(json.dumps(analytics_worker(args.endpoint, args.session)),
               flush=True)
 
 
@@ -1120,7 +1099,7 @@ def main() -> None:
                 run.rows += bytes_rows(label, bytes_figures[label])
         if not args.skip_analytics:
             analytics = run.attempt("analytics", measure_analytics, args.analytics_tasks, root,
-                                    args.analytics_dir, keep=True)
+                                    keep=True)
             if analytics:
                 run.rows += analytics_rows(analytics, run.results.get("query_as_written"))
             run.phase("analytics baseline")
