@@ -222,11 +222,7 @@ class Run:
         try:
             value = measure(*args)
         except FAILURES as error:
-            message = short(error)
-            print(f"  {key} failed: {message}", file=sys.stderr, flush=True)
-            self.failed.append({"measure": key, "error": message})
-            self.results[key] = {"error": message}
-            self.add(section or key, [Row(key, "ERROR", note=message)])
+            self.fail(key, short(error), section)
             return None
         if isinstance(value, dict) and "error" in value:
             self.results[key] = value
@@ -235,6 +231,13 @@ class Run:
         if keep:
             self.results[key] = value
         return value
+
+    def fail(self, key: str, message: str, section: str = "") -> None:
+        """Record that the measurement `key` failed: shown, kept in the results and errors."""
+        print(f"  {key} failed: {message}", file=sys.stderr, flush=True)
+        self.failed.append({"measure": key, "error": message})
+        self.results[key] = {"error": message}
+        self.add(section or key, [Row(key, "ERROR", note=message)])
 
     def phase(self, name: str) -> None:
         """Close the phase `name`: its wall time since the previous one."""
