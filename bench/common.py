@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -320,3 +321,10 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: flo
         if time.monotonic() > deadline:
             raise BenchError(f"timed out waiting for {what}")
         time.sleep(interval)
+
+
+def fresh_dir(root: Path, name: str) -> Path:
+    """An empty directory `name` under root (removed first if present; not created)."""
+    path = root / name
+    shutil.rmtree(path, ignore_errors=True)
+    return path
