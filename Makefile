@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check armonik_observe tests bench
-	$(BIN)/mypy armonik_observe
+	$(BIN)/mypy armonik_observe bench
 
 test: lint
 	scripts/ensure-prometheus
