@@ -20,9 +20,9 @@ usage: python -m bench.bench_archive [--rows 1000000] [--write-rounds 3]
        [--skip-query] [--skip-analytics] [--keep] [--quick]
 --skip-write skips the isolated conversion and write (the end-to-end write makes the archive the
 other measures use); --skip-bytes also skips compaction and so the compacted query.
-Writes bench/results/archive.json. Takes 1.5 to 2 minutes with the defaults on 2 busy cores,
-about 20 s with --quick. "other processes' CPU" rows say how many cores other jobs took: above
-0.2, read the per-CPU-second figures and ratios rather than the wall-clock rates.
+Writes bench/results/archive.json. Takes about a minute with the defaults (1.5 to 2 on 2 busy
+cores), about 10 s with --quick. "other processes' CPU" rows say how many cores other jobs
+took: above 0.2, read the per-CPU-second figures and ratios rather than the wall-clock rates.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ usage: python -m bench.bench_exporter [--seconds 5] [--rate R ...] [--aio] [--qu
        [--skip-live] [--skip-replay] [--skip-facts] [--skip-render] [--skip-memory]
        [--skip-idle] [--skip-load]
 Writes bench/results/exporter.json. Takes 2 to 2.5 minutes with the defaults (3 on a machine
-busy with other work; --aio adds half a minute), about 50 s with --quick. "other processes'
+busy with other work; --aio adds half a minute), about 35 s with --quick. "other processes'
 CPU" rows and "others" in the notes say how many cores other processes took meanwhile: above
 0.2, read ratios, not rates.
 """

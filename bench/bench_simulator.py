@@ -16,7 +16,7 @@
 
 usage: python -m bench.bench_simulator [--seconds 6] [--rate R ...] [--list-tasks 50000]
        [--skip-baseline] [--skip-stream] [--skip-list] [--quick]
-Writes bench/results/simulator.json. Takes about a minute with the defaults, 20 s with --quick.
+Writes bench/results/simulator.json. Takes under a minute with the defaults, 10 s with --quick.
 """
 
 from __future__ import annotations
