@@ -1,8 +1,13 @@
-# The two commands of the README: `make demo` and `make test`. Both install what they need.
+# The commands of the README: `make demo`, `make test` and `make bench`. Each installs what it needs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
+# `make bench` runs `python -m bench.NAME $(BENCH_ARGS)` for each NAME, in this order; every
+# benchmark takes --quick for a short run: `make bench BENCH_ARGS=--quick`.
+BENCHMARKS := bench_simulator bench_exporter bench_archive
+BENCH_ARGS ?=
 
 .PHONY: demo test lint bench clean
 
@@ -12,21 +17,28 @@ $(STAMP): pyproject.toml setup.py armonik_observe/archive/_buffers.c
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The `bench` extra (benchmark-only dependencies), installed before any benchmark starts.
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/armonik-observe demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check armonik_observe tests bench
-	$(BIN)/mypy armonik_observe
+	$(BIN)/mypy armonik_observe bench
 
 test: lint
 	scripts/ensure-prometheus
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.bench_simulator
-	$(BIN)/python -m bench.bench_exporter
-	$(BIN)/python -m bench.bench_archive
+# Every benchmark runs, even after one fails; make fails if any did.
+bench: $(BENCH_STAMP)
+	@status=0; for name in $(BENCHMARKS); do \
+		echo "== python -m bench.$$name $(BENCH_ARGS)"; \
+		$(BIN)/python -m bench.$$name $(BENCH_ARGS) || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,9 @@
-"""Helpers every benchmark shares: ports, child processes, CPU accounting, tables and results.
+"""Helpers every benchmark shares: ports, child processes, CPU accounting.
 
 Benchmarks run their servers and clients as separate processes, so that neither shares the other's
 GIL, and measure each process's CPU time with psutil over the same wall-clock window. On a noisy
 machine absolute figures wander; report ratios (delivered/offered, value/target) beside them.
+Tables and results are in `bench.report`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import contextlib
 import itertools
 import json
 import os
-import platform
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -29,34 +30,13 @@ import psutil
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-RESULTS_DIR = BENCH_DIR / "results"
-SHARED_ENV = "ARMONIK_OBSERVE_SHARED"
 
 
 class BenchError(RuntimeError):
     """A benchmark cannot run: a tool is missing, or a child process failed to start."""
 
 
-# ------------------------------------------------------------------------------------ locations
-
-
-def shared_dir() -> Path:
-    """The `shared/` checkout beside the repository (CI layout), or $ARMONIK_OBSERVE_SHARED."""
-    beside = Path(__file__).resolve().parents[2] / "shared"
-    if beside.is_dir():
-        return beside
-    env = os.environ.get(SHARED_ENV)
-    if env and Path(env).is_dir():
-        return Path(env)
-    raise BenchError(f"no shared/ directory at {beside}; set {SHARED_ENV} to its path")
-
-
-def shared_tool(relative: str) -> Path:
-    """A file of the shared checkout, e.g. `tools/bare_receive.py`."""
-    path = shared_dir() / relative
-    if not path.is_file():
-        raise BenchError(f"missing shared tool {path}")
-    return path
+# ------------------------------------------------------------------------------------ commands
 
 
 def cli_command(*args: str) -> list[str]:
@@ -304,100 +284,47 @@ class CpuSampler:
         return self.cpu_at(end) - self.cpu_at(start)
 
 
-# ---------------------------------------------------------------------------- tables, results
-
-
 @dataclass
-class Row:
-    """One line of a result table: a figure, its target (if any) and how it compares."""
+class Window:
+    """Wall and CPU seconds of this process (every thread) and of the others, over a block."""
 
-    metric: str
-    value: float | str
-    unit: str = ""
-    target: float | str | None = None
-    verdict: str = ""
+    wall: float = 0.0
+    cpu: float = 0.0
+    other_cpu: float = 0.0
 
-    def cells(self) -> list[str]:
-        """The row as table cells."""
-        return [self.metric, f"{fmt(self.value)} {self.unit}".strip(),
-                "" if self.target is None else f"{fmt(self.target)} {self.unit}".strip(),
-                self.verdict]
+    @property
+    def other_share(self) -> float:
+        """Cores other processes kept busy meanwhile."""
+        return max(self.other_cpu, 0.0) / max(self.wall, 1e-9)
 
 
-def fmt(value: float | str) -> str:
-    """A number with a precision that suits its size; strings unchanged."""
-    if isinstance(value, str):
-        return value
-    if value == 0 or abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:.1f}"
-    return f"{value:.3g}"
+@contextlib.contextmanager
+def window() -> Iterator[Window]:
+    """Measure the block's wall time, this process's CPU and the rest of the machine's."""
+    measured = Window()
+    busy0, cpu0, wall0 = machine_busy_seconds(), time.process_time(), time.perf_counter()
+    yield measured
+    measured.wall = time.perf_counter() - wall0
+    measured.cpu = time.process_time() - cpu0
+    measured.other_cpu = machine_busy_seconds() - busy0 - measured.cpu
 
 
-def ratio_verdict(value: float, target: float, higher_is_better: bool = True) -> str:
-    """'x0.85 LOW' style comparison of a value with its target."""
-    if not target:
-        return ""
-    ratio = value / target
-    ok = ratio >= 1.0 if higher_is_better else ratio <= 1.0
-    return f"x{ratio:.2f} {'ok' if ok else 'LOW' if higher_is_better else 'HIGH'}"
+def per_s(count: float, seconds: float) -> float:
+    """count / seconds, rounded; 0 for an empty window."""
+    return round(count / seconds, 1) if seconds > 0 else 0.0
 
 
-def format_table(rows: Sequence[Row], title: str = "") -> str:
-    """Rows as an aligned plain-text table with a header: metric, value, target, ratio/ok."""
-    header = ["metric", "value", "target", "ratio/ok"]
-    cells = [header, *(row.cells() for row in rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-
-    def line(parts: Sequence[str]) -> str:
-        first, *numbers = parts
-        aligned = [first.ljust(widths[0])]
-        aligned += [p.rjust(w) for p, w in zip(numbers[:2], widths[1:3], strict=True)]
-        aligned.append(numbers[2].ljust(widths[3]))
-        return "  ".join(aligned).rstrip()
-
-    out = [title] if title else []
-    out += [line(header), "  ".join("-" * w for w in widths)]
-    out += [line(row) for row in cells[1:]]
-    return "\n".join(out)
+def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll `check` until it holds; BenchError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out waiting for {what}")
+        time.sleep(interval)
 
 
-def print_table(rows: Sequence[Row], title: str = "") -> None:
-    """Print `format_table(rows, title)` and flush."""
-    print(format_table(rows, title), flush=True)
-
-
-def git_revision() -> str:
-    """The repository's commit, with '+dirty' when tracked files have changed; '' without git."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=REPO_DIR, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, cwd=REPO_DIR, check=True,
-                               timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return commit + ("+dirty" if dirty else "")
-
-
-def environment() -> dict[str, Any]:
-    """What a result depends on: code revision, machine, Python and the load when it ran."""
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {
-        "revision": git_revision(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "loadavg": load,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-def write_results(name: str, data: dict[str, Any]) -> Path:
-    """Write `bench/results/<name>.json` (with the environment added) and return its path."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
-    payload = {"benchmark": name, "environment": environment(), **data}
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+def fresh_dir(root: Path, name: str) -> Path:
+    """An empty directory `name` under root (removed first if present; not created)."""
+    path = root / name
+    shutil.rmtree(path, ignore_errors=True)
     return path

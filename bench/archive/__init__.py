@@ -1,0 +1,1 @@
+"""The archive's benchmark, one module per measurement (entry point: bench.bench_archive)."""

@@ -1,0 +1,1 @@
+"""The simulator's benchmark, one module per measurement (entry point: bench.bench_simulator)."""
