@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
+import typing
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +19,7 @@ from armonik_observe.archive import ArchiveError
 from armonik_observe.archive.query import export_archive, run_sql
 from armonik_observe.collectors.channel import EndpointError
 from armonik_observe.config import (
+    DEMO_DEFAULTS,
     ServeSettings,
     SettingsError,
     SimulatorSettings,
@@ -62,17 +65,36 @@ def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
     return decorate
 
 
-_simulator_options = _options(
-    click.option("--scenario", default="demo", show_default=True,
-                 help="demo, steady, burst, dag, large, or a YAML/TOML scenario file."),
-    click.option("--seed", type=int, default=None, help="Random seed (default: scenario's)."),
-    click.option("--speed", type=float, default=1.0, show_default=True,
-                 help="Simulated seconds per real second."),
-    click.option("--rate", type=float, default=None, help="Tasks/s of stream scenarios."),
-    click.option("--faults", default="", help="Fault plan, e.g. 'cut-after=500,latency=20ms'."),
-    click.option("--duration", type=float, default=None,
-                 help="Stop after this many seconds (default: until Ctrl-C)."),
-)
+def _click_type(hint: Any) -> Any:
+    """The click type of a setting's annotation (`float | None` is a float)."""
+    kinds = [kind for kind in typing.get_args(hint) if kind is not type(None)] or [hint]
+    return kinds[0]
+
+
+def _settings_options(settings: type, *names: str) -> Callable[[F], F]:
+    """Options for settings fields, with the default and help the settings declare."""
+    hints = typing.get_type_hints(settings)
+    declared = {f.name: f for f in dataclasses.fields(settings)}
+    options = []
+    for name in names:
+        spec = declared[name]
+        meta = spec.metadata
+        flag = "--" + meta.get("cli_name", name).replace("_", "-")
+        default = meta.get("cli_default", spec.default)
+        kind = meta.get("cli_type") or _click_type(hints[name])
+        if kind is bool:
+            options.append(click.option(f"{flag}/--no-{flag[2:]}", default=default,
+                                        show_default=True, help=meta["help"]))
+            continue
+        options.append(click.option(flag, type=kind, default=default, help=meta["help"],
+                                    show_default=default not in (None, ()),
+                                    multiple=meta.get("multiple", False)))
+    return _options(*options)
+
+
+def _simulator_options(*, listen: bool) -> Callable[[F], F]:
+    names = ("scenario", "seed", "speed", "rate", "faults", "duration")
+    return _settings_options(SimulatorSettings, *(("listen",) if listen else ()), *names)
 
 
 def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> Path | None:
@@ -86,42 +108,22 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
 
 
 _file = click.Path(dir_okay=False, path_type=Path)
+_directory = click.Path(file_okay=False, path_type=Path)
+_EXPORTER_SETTINGS = (
+    "session_interval", "count_interval", "health_interval", "facts_interval", "facts_overlap",
+    "backfill", "clock_skew", "max_followed_sessions", "max_tracked_tasks", "stuck_threshold",
+    "max_event_lag", "rpc_timeouts", "archive_flush_interval", "archive_retention",
+    "core_compat",
+)
 _exporter_options = _options(
     click.option("-c", "--config", type=_file, callback=_load_config, is_eager=True,
                  expose_value=False, help="YAML or TOML file with the same keys as the options."),
     click.option("--certificate-authority", type=_file, help="PEM file of the CA to trust."),
     click.option("--client-certificate", type=_file, help="PEM client certificate (mTLS)."),
     click.option("--client-key", type=_file, help="PEM client key (mTLS)."),
-    click.option("--session-interval", type=float, default=10.0, show_default=True,
-                 help="Seconds between ListSessions passes."),
-    click.option("--count-interval", type=float, default=10.0, show_default=True,
-                 help="Seconds between CountTasksByStatus polls."),
-    click.option("--health-interval", type=float, default=10.0, show_default=True,
-                 help="Seconds between CheckHealth polls."),
-    click.option("--facts-interval", type=float, default=5.0, show_default=True,
-                 help="Seconds between ListTasks passes for ended tasks."),
-    click.option("--facts-overlap", type=float, default=30.0, show_default=True,
-                 help="Seconds re-read below the ended_at watermark (late writes)."),
-    click.option("--backfill", type=float, default=0.0, show_default=True,
-                 help="Seconds of task ends before the exporter's first start to count too."),
-    click.option("--clock-skew", type=float, default=30.0, show_default=True,
-                 help="Seconds the control plane's clock may be behind the exporter's: ends "
-                      "that recent before the first start count too."),
-    click.option("--max-followed-sessions", type=int, default=200, show_default=True,
-                 help="Event streams at most; the newest sessions are followed."),
-    click.option("--max-tracked-tasks", type=int, default=2_000_000, show_default=True,
-                 help="In-flight tasks the exporter keeps state for, at most."),
-    click.option("--stuck-threshold", type=float, default=3600.0, show_default=True,
-                 help="Seconds in one status before a task without max_duration is stuck."),
-    click.option("--max-event-lag", type=float, default=120.0, show_default=True,
-                 help="Seconds a session's stream may fall behind before it is degraded to "
-                      "counts and task facts."),
-    click.option("--archive-flush-interval", type=float, default=5.0, show_default=True,
-                 help="Seconds between archive writes (what a crash may lose)."),
-    click.option("--archive-retention", default=None,
-                 help="Remove archive partitions older than this, e.g. 30d or 12h."),
-    click.option("--core-compat/--no-core-compat", default=True, show_default=True,
-                 help="Also expose the official exporter's armonik_*_tasks_<status> names."),
+    click.option("--archive", type=_directory, default=None, show_default=True,
+                 help="Directory of the Parquet archive of every task, event and poll."),
+    _settings_options(ServeSettings, *_EXPORTER_SETTINGS),
 )
 
 
@@ -130,8 +132,7 @@ _COMMAND = {"context_settings": {"auto_envvar_prefix": ENV}}
 
 
 @main.command(**_COMMAND)
-@click.option("--listen", default="127.0.0.1:5001", show_default=True, help="host:port to serve.")
-@_simulator_options
+@_simulator_options(listen=True)
 def simulate(**options: Any) -> None:
     """Serve a simulated ArmoniK control plane over gRPC."""
     settings = _build(SimulatorSettings.build, **options)
@@ -141,11 +142,8 @@ def simulate(**options: Any) -> None:
 @main.command(**_COMMAND)
 @click.option("-e", "--endpoint", envvar=["AK_ENDPOINT", f"{ENV}_ENDPOINT"], required=True,
               help="Control plane, http://host:port or https://host:port (env AK_ENDPOINT).")
-@click.option("--listen", default="0.0.0.0:9419", show_default=True,
-              help="host:port of the /metrics server.")
+@_settings_options(ServeSettings, "listen")
 @click.option("--duration", type=float, default=None, hidden=True)
-@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory of the Parquet archive of every task, event and poll.")
 @_exporter_options
 def serve(duration: float | None, **options: Any) -> None:
     """Export an ArmoniK control plane's metrics for Prometheus."""
@@ -153,25 +151,14 @@ def serve(duration: float | None, **options: Any) -> None:
     _run(run_exporter(settings, click.echo, duration))
 
 
-# The demo polls a small simulated plane more often, so its metrics move while you watch.
-_DEMO_DEFAULTS = {"session_interval": 2.0, "count_interval": 2.0, "health_interval": 2.0,
-                  "facts_interval": 1.0, "archive_flush_interval": 2.0}
-
-
-@main.command(context_settings={"auto_envvar_prefix": ENV, "default_map": _DEMO_DEFAULTS})
-@click.option("--listen", default="127.0.0.1:9419", show_default=True,
-              help="host:port of the /metrics server.")
-@click.option("--archive", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("demo-archive"), show_default=True,
-              help="Directory of the Parquet archive.")
-@_simulator_options
+@main.command(context_settings={"auto_envvar_prefix": ENV, "default_map": dict(DEMO_DEFAULTS)})
+@_settings_options(ServeSettings, "listen")
+@_simulator_options(listen=False)
 @_exporter_options
 def demo(listen: str, **options: Any) -> None:
     """Run the demo: the embedded simulator and the exporter in one process."""
     simulator_keys = ("scenario", "seed", "speed", "rate", "faults", "duration")
     simulator_options = {key: options.pop(key) for key in simulator_keys}
-    if simulator_options["speed"] == 1.0:
-        simulator_options["speed"] = 5.0
     simulator = _build(SimulatorSettings.build, listen="127.0.0.1:0", **simulator_options)
     # Validate the exporter options now, so bad input fails before anything starts.
     _build(ServeSettings.build, endpoint="http://127.0.0.1:1", listen=listen, **options)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -38,47 +41,47 @@ def resolve_scenario(value: str) -> Scenario:
     return builtin_scenario(value)  # raises, listing the known names
 
 
+def setting(default: Any, help: str) -> Any:
+    """A setting's default and its command-line help, declared once: the CLI reads both."""
+    return field(default=default, metadata={"help": help})
+
+
+# Deadlines of the calls the exporter makes, in seconds; `default` covers every other RPC.
+# CountTasksByStatus and ListTasksDetailed are the slow ones on a busy control plane.
+RPC_TIMEOUTS: Mapping[str, float] = MappingProxyType({
+    "default": 30.0, "CheckHealth": 10.0, "ListVersions": 10.0, "ListPartitions": 10.0,
+    "CountTasksByStatus": 60.0, "ListTasksDetailed": 60.0,
+})
+RPC_NAMES = ("CheckHealth", "CountTasksByStatus", "ListPartitions", "ListResults",
+             "ListSessions", "ListTasks", "ListTasksDetailed", "ListVersions")
+
+
 @dataclass(frozen=True)
 class SimulatorSettings:
     """Everything `armonik-observe simulate` needs."""
 
-    listen: str
-    scenario: Scenario
-    seed: int | None
-    speed: float
-    rate: float | None
-    faults: FaultPlan
-    duration: float | None
+    listen: str = setting("127.0.0.1:5001", "host:port to serve.")
+    scenario: Scenario = field(default_factory=partial(builtin_scenario, "demo"), metadata={
+        "help": "demo, steady, burst, dag, large, or a YAML/TOML scenario file.",
+        "cli_default": "demo", "cli_type": str})
+    seed: int | None = setting(None, "Random seed (default: the scenario's).")
+    speed: float = setting(1.0, "Simulated seconds per real second.")
+    rate: float | None = setting(None, "Tasks/s of stream scenarios.")
+    faults: FaultPlan = field(default_factory=FaultPlan, metadata={
+        "help": "Fault plan, e.g. 'cut-after=500,latency=20ms'.", "cli_default": "",
+        "cli_type": str})
+    duration: float | None = setting(None, "Stop after this many seconds (default: until "
+                                           "Ctrl-C).")
 
     @classmethod
-    def build(
-        cls,
-        *,
-        listen: str,
-        scenario: str,
-        seed: int | None,
-        speed: float,
-        rate: float | None,
-        faults: str,
-        duration: float | None,
-    ) -> SimulatorSettings:
+    def build(cls, *, scenario: str, faults: str, **options: Any) -> SimulatorSettings:
         """Validate raw option values into settings."""
-        parse_listen(listen)
-        if speed <= 0:
-            raise SettingsError(f"--speed: must be positive, got {speed}")
-        if rate is not None and rate <= 0:
-            raise SettingsError(f"--rate: must be positive, got {rate}")
-        if duration is not None and duration <= 0:
-            raise SettingsError(f"--duration: must be positive, got {duration}")
-        return cls(
-            listen=listen,
-            scenario=resolve_scenario(scenario),
-            seed=seed,
-            speed=speed,
-            rate=rate,
-            faults=parse_faults(faults),
-            duration=duration,
-        )
+        parse_listen(options.get("listen", cls.listen))
+        for name in ("speed", "rate", "duration"):
+            value = options.get(name)
+            if value is not None and value <= 0:
+                raise SettingsError(f"--{name}: must be positive, got {value}")
+        return cls(scenario=resolve_scenario(scenario), faults=parse_faults(faults), **options)
 
 
 @dataclass(frozen=True)
@@ -87,22 +90,38 @@ class ServeSettings:
 
     endpoint: Endpoint
     tls: TlsFiles
-    listen: str = "0.0.0.0:9419"
-    session_interval: float = 10.0
-    count_interval: float = 10.0
-    health_interval: float = 10.0
-    facts_interval: float = 5.0
-    max_followed_sessions: int = 200
-    core_compat: bool = True
-    stuck_threshold: float = 3600.0
-    max_tracked_tasks: int = 2_000_000
-    backfill: float = 0.0
-    clock_skew: float = 30.0
-    facts_overlap: float = 30.0
-    max_event_lag: float = 120.0
+    listen: str = setting("0.0.0.0:9419", "host:port of the /metrics server.")
+    session_interval: float = setting(10.0, "Seconds between ListSessions passes.")
+    count_interval: float = setting(10.0, "Seconds between CountTasksByStatus polls.")
+    health_interval: float = setting(10.0, "Seconds between CheckHealth polls.")
+    facts_interval: float = setting(5.0, "Seconds between ListTasks passes for ended tasks.")
+    facts_overlap: float = setting(30.0, "Seconds re-read below the ended_at watermark (late "
+                                         "writes).")
+    backfill: float = setting(0.0, "Seconds of task ends before the exporter's first start to "
+                                   "count too.")
+    clock_skew: float = setting(30.0, "Seconds the control plane's clock may be behind the "
+                                      "exporter's: ends that recent before the first start "
+                                      "count too.")
+    max_followed_sessions: int = setting(200, "Event streams at most; the newest sessions are "
+                                              "followed.")
+    max_tracked_tasks: int = setting(2_000_000, "In-flight tasks the exporter keeps state for, "
+                                                "at most.")
+    stuck_threshold: float = setting(3600.0, "Seconds in one status before a task without "
+                                             "max_duration is stuck.")
+    max_event_lag: float = setting(120.0, "Seconds a session's stream may fall behind before "
+                                          "it is degraded to counts and task facts.")
+    rpc_timeouts: Mapping[str, float] = field(default_factory=lambda: RPC_TIMEOUTS, metadata={
+        "help": "Deadline of control-plane calls: SECONDS for every call, or RPC=SECONDS for "
+                "one (repeatable), e.g. --rpc-timeout CheckHealth=5. Defaults: " + ", ".join(
+                    f"{name} {value:g}s" for name, value in RPC_TIMEOUTS.items()) + ".",
+        "cli_name": "rpc_timeout", "cli_default": (), "multiple": True})
     archive: Path | None = None
-    archive_flush_interval: float = 5.0
-    archive_retention: timedelta | None = None
+    archive_flush_interval: float = setting(5.0, "Seconds between archive writes (what a crash "
+                                                 "may lose).")
+    archive_retention: timedelta | None = field(default=None, metadata={
+        "help": "Remove archive partitions older than this, e.g. 30d or 12h.", "cli_type": str})
+    core_compat: bool = setting(True, "Also expose the official exporter's "
+                                      "armonik_*_tasks_<status> names.")
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
@@ -117,6 +136,10 @@ class ServeSettings:
             if getattr(self, name) < 0:
                 raise SettingsError(f"--{name.replace('_', '-')}: must not be negative")
 
+    def rpc_timeout(self, rpc: str) -> float:
+        """The deadline of one RPC, in seconds."""
+        return self.rpc_timeouts.get(rpc, self.rpc_timeouts["default"])
+
     @classmethod
     def build(
         cls,
@@ -126,6 +149,7 @@ class ServeSettings:
         client_certificate: Path | None = None,
         client_key: Path | None = None,
         archive_retention: str | timedelta | None = None,
+        rpc_timeout: tuple[str, ...] | list[str] = (),
         **options: Any,
     ) -> ServeSettings:
         """Validate raw option values into settings."""
@@ -145,7 +169,40 @@ class ServeSettings:
                 raise SettingsError(f"{option}: {path} is not a readable file")
         if not parsed.secure and any((certificate_authority, client_certificate, client_key)):
             raise SettingsError("TLS files were given but --endpoint is http://; use https://")
+        if rpc_timeout:
+            options["rpc_timeouts"] = parse_rpc_timeouts(rpc_timeout)
         return cls(endpoint=parsed, tls=tls, archive_retention=archive_retention, **options)
+
+
+# What the demo changes: it polls a small simulated plane often, so its metrics move while you
+# watch, serves on loopback, archives by default and runs its scenario faster than real time.
+DEMO_DEFAULTS: Mapping[str, Any] = MappingProxyType({
+    "listen": "127.0.0.1:9419", "archive": Path("demo-archive"), "speed": 5.0,
+    "session_interval": 2.0, "count_interval": 2.0, "health_interval": 2.0,
+    "facts_interval": 1.0, "archive_flush_interval": 2.0,
+})
+
+
+def parse_rpc_timeouts(values: tuple[str, ...] | list[str]) -> Mapping[str, float]:
+    """`SECONDS` for every call or `RPC=SECONDS` for one, over the defaults."""
+    timeouts = dict(RPC_TIMEOUTS)
+    for value in values:
+        name, sep, seconds = value.rpartition("=")
+        if sep and name not in RPC_NAMES:
+            raise SettingsError(f"--rpc-timeout: unknown RPC {name!r} (the exporter calls "
+                                f"{', '.join(RPC_NAMES)})")
+        try:
+            number = float(seconds)
+        except ValueError:
+            number = -1.0
+        if number <= 0:
+            raise SettingsError(f"--rpc-timeout: expected SECONDS or RPC=SECONDS with a "
+                                f"positive number, got {value!r}")
+        if sep:
+            timeouts[name] = number
+        else:  # one deadline for every call
+            timeouts = dict.fromkeys(timeouts, number)
+    return MappingProxyType(timeouts)
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -1,4 +1,4 @@
-"""Fans batches of records out to sinks: Prometheus now, the archive and traces as they come.
+"""Fans batches of records out to sinks: Prometheus, the archive, and traces as they come.
 
 A sink has an async life cycle (start, flush, stop) and a synchronous `consume(batch)` that must
 stay cheap: it runs on the event loop for every batch. A sink that does slow work (writing files)
@@ -7,12 +7,14 @@ buffers in `consume` and does the work off the loop.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import operator
+from collections.abc import Iterable, Sequence
+from dataclasses import astuple, dataclass, field
+from functools import reduce
 from typing import Protocol
 
+from armonik_observe.exporters.exposition import Family
 from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import (
     HealthSample,
@@ -41,10 +43,23 @@ class Batch:
     versions: Versions | None = None
 
 
+@dataclass(frozen=True)
+class Needs:
+    """What a sink needs the collectors to read beyond what metrics need."""
+
+    detailed_facts: bool = False  # ListTasksDetailed: every column of a task
+    results: bool = False  # a ListResults sweep of every session that ended
+    all_events: bool = False  # result events as well as task events
+
+    def __or__(self, other: Needs) -> Needs:
+        return Needs(*(a or b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+
 class Sink(Protocol):
     """Something that takes record batches."""
 
     name: str
+    needs: Needs
 
     async def start(self) -> None:
         """Get ready to consume."""
@@ -58,21 +73,20 @@ class Sink(Protocol):
     async def stop(self) -> None:
         """Flush and release resources; idempotent."""
 
+    def self_metrics(self) -> Iterable[Family]:
+        """The sink's own metric families for this scrape (armonik_observe_<sink>_*)."""
+
 
 class Pipeline:
-    """Delivers every batch to every sink; one failing sink does not starve the others."""
+    """Delivers every batch to every sink; one failing sink does not starve the others.
 
-    def __init__(self, sinks: Sequence[Sink], *, stop_timeout: float = 10.0) -> None:
+    The sinks' life cycle belongs to whoever built them (the exporter starts them in order and
+    stops those that started): the pipeline only routes batches and flushes.
+    """
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
         self.sinks = list(sinks)
-        self._stop_timeout = stop_timeout
         self.failures: dict[str, int] = {}
-        self._started = False
-
-    async def start(self) -> None:
-        """Start every sink."""
-        for sink in self.sinks:
-            await sink.start()
-        self._started = True
 
     def publish(self, batch: Batch) -> None:
         """Hand a batch to every sink."""
@@ -80,21 +94,20 @@ class Pipeline:
             try:
                 sink.consume(batch)
             except Exception:
-                self.failures[sink.name] = self.failures.get(sink.name, 0) + 1
-                log.exception("sink %s failed to consume a batch", sink.name)
+                self._failed(sink, "consume a batch")
 
     async def flush(self) -> None:
-        """Flush every sink."""
+        """Flush every sink; a sink that fails does not keep the others from flushing."""
         for sink in self.sinks:
-            await sink.flush()
-
-    async def stop(self) -> None:
-        """Stop every sink within the timeout; idempotent."""
-        if not self._started:
-            return
-        self._started = False
-        for sink in reversed(self.sinks):
             try:
-                await asyncio.wait_for(sink.stop(), self._stop_timeout)
-            except TimeoutError:
-                log.error("sink %s did not stop within %.1fs", sink.name, self._stop_timeout)
+                await sink.flush()
+            except Exception:
+                self._failed(sink, "flush")
+
+    def needs(self) -> Needs:
+        """What the sinks together need."""
+        return reduce(operator.or_, (sink.needs for sink in self.sinks), Needs())
+
+    def _failed(self, sink: Sink, what: str) -> None:
+        self.failures[sink.name] = self.failures.get(sink.name, 0) + 1
+        log.exception("sink %s failed to %s", sink.name, what)

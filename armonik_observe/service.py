@@ -1,20 +1,18 @@
-"""The exporter: collectors, pipeline, Prometheus sink and HTTP server, with one life cycle."""
+"""The exporter: collectors, pipeline, sinks and HTTP server, with one life cycle."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry
 
 from armonik_observe import __version__
 from armonik_observe.archive.reader import resume_point
-from armonik_observe.archive.upkeep import ArchiveUpkeep
-from armonik_observe.archive.writer import ArchiveSink
 from armonik_observe.collectors.channel import ChannelFactory
 from armonik_observe.collectors.events import ALL_KINDS, TASK_KINDS, EventStreams, StreamLagSink
 from armonik_observe.collectors.facts import TaskFactsPoller
@@ -26,10 +24,12 @@ from armonik_observe.collectors.retry import Backoff, Connection
 from armonik_observe.collectors.sessions import SessionDiscovery
 from armonik_observe.collectors.tracker import Budget
 from armonik_observe.config import ServeSettings
+from armonik_observe.exporters.exposition import Family
 from armonik_observe.exporters.http import MetricsHttpServer, Readiness
-from armonik_observe.exporters.prometheus import ArchiveStatus, PrometheusSink, SelfStatus
-from armonik_observe.lifecycle import AsyncService
+from armonik_observe.exporters.prometheus import PrometheusSink, SelfStatus
+from armonik_observe.lifecycle import AsyncService, StartedStack
 from armonik_observe.pipeline import Pipeline, Sink
+from armonik_observe.sinks import build_sinks
 
 log = logging.getLogger(__name__)
 MICROS = 1_000_000
@@ -39,81 +39,86 @@ RESWEEP_AFTER_RESTART_US = 3600 * MICROS
 
 
 class Exporter(AsyncService):
-    """Watches one control plane and serves what it sees to Prometheus."""
+    """Watches one control plane and serves what it sees to Prometheus and the other sinks."""
 
     def __init__(
         self,
         settings: ServeSettings,
         *,
         registry: CollectorRegistry | None = None,
-        extra_sinks: Sequence[Sink] = (),
+        sinks: Sequence[Sink] | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         stop_timeout: float = 10.0,
     ) -> None:
         self.settings = settings
         self._clock = clock
+        self._monotonic = monotonic
         self._stop_timeout = stop_timeout
         self.registry = registry or CollectorRegistry()
         self.sink = PrometheusSink(
             registry=self.registry, up=self.up, self_status=self.self_status,
             version=__version__, core_compat=settings.core_compat,
         )
-        self._extra_sinks = list(extra_sinks)
-        self.archive: ArchiveSink | None = None
-        self.upkeep: ArchiveUpkeep | None = None
-        if settings.archive is not None:
-            self.archive = ArchiveSink(settings.archive,
-                                       flush_interval=settings.archive_flush_interval)
-            self.upkeep = ArchiveUpkeep(settings.archive, retention=settings.archive_retention)
-            self._extra_sinks.append(self.archive)
-        self.pipeline = Pipeline([])
+        self.outputs = list(build_sinks(settings) if sinks is None else sinks)
+        self.sink.add_families(self._outputs_metrics)
+        self.pipeline = Pipeline([self.sink, *self.outputs])
         self.connection = Connection(
-            ChannelFactory(settings.endpoint, settings.tls),
-            backoff=backoff, observer=self.sink.observe_rpc,
+            ChannelFactory(settings.endpoint, settings.tls), backoff=backoff,
+            timeouts=settings.rpc_timeouts, observer=self.sink.observe_rpc,
         )
         self._build_collectors()
         self.http = MetricsHttpServer(
             registry=self.registry, listen=settings.listen, status=self.status,
             readiness=self.readiness, version=__version__, render=self.sink.render,
         )
+        self._stack: StartedStack | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stuck: tuple[float, dict[tuple[str, str], int]] = (-STUCK_REFRESH_S, {})
 
     def _build_collectors(self) -> None:
         settings, publish, connection = self.settings, self.pipeline.publish, self.connection
-        archiving = settings.archive is not None
+        needs, monotonic = self.pipeline.needs(), self._monotonic
         self.budget = Budget(limit=settings.max_tracked_tasks)
         self.streams = EventStreams(
             connection=connection, publish=publish, budget=self.budget, clock=self._clock,
-            max_lag=settings.max_event_lag, kinds=ALL_KINDS if archiving else TASK_KINDS,
+            max_lag=settings.max_event_lag, kinds=ALL_KINDS if needs.all_events else TASK_KINDS,
         )
-        self.pipeline.sinks = [self.sink, StreamLagSink(self.streams), *self._extra_sinks]
+        self.pipeline.sinks.insert(1, StreamLagSink(self.streams))
         self.discovery = SessionDiscovery(
             connection=connection, publish=publish, interval=settings.session_interval,
             max_followed=settings.max_followed_sessions, on_followed=self.streams.follow,
+            monotonic=monotonic,
         )
         self.counts = CountsPoller(
             connection=connection, publish=publish, interval=settings.count_interval,
-            followed=self.discovery.followed_ids, clock=self._clock,
+            followed=self.discovery.followed_ids, clock=self._clock, monotonic=monotonic,
         )
         self.health = HealthPoller(
             connection=connection, publish=publish, interval=settings.health_interval,
-            clock=self._clock,
+            clock=self._clock, monotonic=monotonic,
         )
         self.facts = TaskFactsPoller(
             connection=connection, publish=publish, interval=settings.facts_interval,
-            overlap_us=int(settings.facts_overlap * MICROS),
-            detailed=archiving,  # the archive keeps the lists only ListTasksDetailed carries
+            overlap_us=int(settings.facts_overlap * MICROS), detailed=needs.detailed_facts,
+            monotonic=monotonic,
         )
         self.pollers: list[Poller] = [self.discovery, self.health, self.counts, self.facts]
-        if archiving:
+        if needs.results:
             self.pollers.append(ResultsSweeper(
                 connection=connection, publish=publish, interval=settings.session_interval,
-                sessions=lambda: list(self.sink.state.sessions.values()),
-                start_point=self._results_start_point,
+                sessions=lambda: list(self.discovery.sessions.values()),
+                start_point=self._results_start_point, monotonic=monotonic,
             ))
+
+    def output(self, name: str) -> Sink | None:
+        """The sink of that name (e.g. "archive"), when the settings turned it on."""
+        return next((sink for sink in self.outputs if sink.name == name), None)
+
+    def _outputs_metrics(self) -> Iterator[Family]:
+        return itertools.chain.from_iterable(sink.self_metrics() for sink in self.outputs)
 
     def _results_start_point(self) -> int | None:
         """Sessions that ended from the task facts' floor on get their results swept; after a
@@ -137,38 +142,51 @@ class Exporter(AsyncService):
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Serve HTTP, then start polling and streaming (the control plane may be down)."""
+        """Start the sinks, serve HTTP, then poll and stream (the control plane may be down).
+
+        A failure halfway stops what had started, in reverse order, and raises.
+        """
+        if self._stack is not None:
+            return
         started_at_us = int(self._clock() * MICROS)
-        await self.pipeline.start()
-        self.facts.place(await asyncio.to_thread(self._facts_origin, started_at_us))
-        await self.http.start()
+        self._stack = stack = StartedStack(self._stop_timeout)
+        try:
+            # Before the sinks start: the archive's upkeep may compact what this reads.
+            self.facts.place(await asyncio.to_thread(self._facts_origin, started_at_us))
+            for sink in self.pipeline.sinks:
+                await stack.enter(f"sink {sink.name}", sink.start, sink.stop)
+            stack.defer("connection", self.connection.close)
+            await stack.enter("http server", self.http.start, self.http.stop)
+            await stack.enter("collectors", self._start_collectors, self._stop_collectors)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("serving metrics on %s/metrics for %s", self.http.url,
+                 self.settings.endpoint.url)
+
+    async def _start_collectors(self) -> None:
         self._tasks = [
             asyncio.create_task(poller.run(self._stop), name=f"poll-{poller.name}")
             for poller in self.pollers
         ]
         self._tasks.append(asyncio.create_task(self.streams.run(self._stop), name="streams"))
-        if self.upkeep is not None:
-            self._tasks.append(asyncio.create_task(self.upkeep.run(self._stop), name="upkeep"))
-        log.info("serving metrics on %s/metrics for %s", self.http.url,
-                 self.settings.endpoint.url)
 
-    async def stop(self) -> None:
-        """Stop every collector, flush the sinks, close the server; idempotent and bounded."""
-        if self._stop.is_set():
-            return
+    async def _stop_collectors(self) -> None:
         self._stop.set()
         tasks, self._tasks = self._tasks, []
         try:
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True),
-                                   self._stop_timeout)
+            await asyncio.wait_for(asyncio.gather(*tasks), self._stop_timeout)
         except TimeoutError:
+            log.error("collectors did not stop within %.1fs", self._stop_timeout)
+        finally:
             for task in tasks:
                 task.cancel()
-            log.error("collectors did not stop within %.1fs", self._stop_timeout)
-        await self.pipeline.stop()
-        await self.http.stop()
-        with contextlib.suppress(Exception):
-            await self.connection.close()
+
+    async def stop(self) -> None:
+        """Stop the collectors, the server and the sinks (flushed); idempotent and bounded."""
+        stack = self._stack
+        if stack is not None:
+            await stack.close()
 
     # -- status -------------------------------------------------------------------------------
 
@@ -177,12 +195,15 @@ class Exporter(AsyncService):
         return bool(self.connection.up) and all(p.ok is not False for p in self.pollers)
 
     def readiness(self) -> Readiness:
-        """Ready only when the last polls succeeded and every followed session's stream is up."""
-        reasons = [f"last {p.name} poll failed" for p in self.pollers if p.ok is False]
-        reasons += [f"{p.name} has not polled yet" for p in self.pollers if p.ok is None]
+        """Ready when every poller succeeded recently and every followed stream is connected."""
+        now = self._monotonic()
+        reasons = [why for p in self.pollers if (why := p.staleness(now)) is not None]
         down = [s for s, state in self.streams.states.items() if state != "connected"]
         if down:
             reasons.append(f"{len(down)} event stream(s) not connected")
+        if self.streams.mishaps.count:
+            reasons.append(f"events: {self.streams.mishaps.count} unexpected error(s), last "
+                           f"{self.streams.mishaps.last}")
         return Readiness(ready=not reasons, reasons=tuple(reasons))
 
     def status(self) -> dict[str, str]:
@@ -199,6 +220,8 @@ class Exporter(AsyncService):
     def self_status(self) -> SelfStatus:
         """The exporter's own state, for its self-metrics."""
         streams = self.streams
+        errors = {p.name: p.mishaps.count for p in self.pollers}
+        errors["events"] = streams.mishaps.count
         return SelfStatus(
             events_received=dict(streams.received),
             stream_states=streams.stream_states(),
@@ -210,19 +233,7 @@ class Exporter(AsyncService):
             dropped=dict(self.budget.dropped),
             stuck=self._stuck_tasks(),
             lag_seconds=streams.lag_by_session(),
-            archive=self._archive_status(),
-        )
-
-    def _archive_status(self) -> ArchiveStatus | None:
-        if self.archive is None or self.upkeep is None:
-            return None
-        writer = self.archive.stats
-        return ArchiveStatus(
-            rows={name: stats.rows for name, stats in self.upkeep.stats.items()},
-            bytes={name: stats.bytes for name, stats in self.upkeep.stats.items()},
-            rows_written=writer.rows_written,
-            dropped_rows=writer.dropped_rows,
-            write_errors=writer.write_errors,
+            collector_errors=errors,
         )
 
     def _stuck_tasks(self) -> dict[tuple[str, str], int]:

@@ -29,9 +29,13 @@ async def supervise(
     duration: float | None,
     stop_timeout: float = 10.0,
 ) -> None:
-    """Start a component, wait for a shutdown request, and stop it within `stop_timeout`."""
-    await start()
+    """Start a component, wait for a shutdown request, and stop it within `stop_timeout`.
+
+    A start that fails is stopped too (stop is idempotent: it stops what had started), then its
+    error propagates.
+    """
     try:
+        await start()
         await wait_for_shutdown(duration)
     finally:
         await asyncio.wait_for(stop(), stop_timeout)

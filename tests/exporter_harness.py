@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from armonik_observe.archive.output import ArchiveOutput
 from armonik_observe.collectors.retry import Backoff
 from armonik_observe.config import ServeSettings
 from armonik_observe.model import TERMINAL_TASK_STATUSES
@@ -38,6 +39,13 @@ async def exporter_for(sim: Simulator, clock: Callable[[], float] | None = None,
                         clock=clock or sim_seconds(sim))
     async with exporter:
         yield exporter
+
+
+def archive_of(exporter: Exporter) -> ArchiveOutput:
+    """The exporter's archive sink (the settings must have turned it on)."""
+    archive = exporter.output("archive")
+    assert isinstance(archive, ArchiveOutput)
+    return archive
 
 
 def sim_seconds(sim: Simulator) -> Callable[[], float]:
@@ -82,6 +90,7 @@ def ended_by_labels(tasks: list[SimTask]) -> Counter[tuple[str, str, str]]:
 
 
 def sample(exporter: Exporter, name: str, labels: dict[str, str] | None = None) -> float:
-    """A sample's value from the exporter's registry (0 when absent)."""
+    """A sample's value from the exporter's registry; a series that is not exposed fails."""
     value = exporter.registry.get_sample_value(name, labels or {})
-    return 0.0 if value is None else value
+    assert value is not None, f"{name}{labels or ''} is not exposed"
+    return value

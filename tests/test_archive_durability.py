@@ -20,7 +20,7 @@ from armonik.protogen.client.tasks_service_pb2_grpc import TasksStub
 from armonik.protogen.common import sort_direction_pb2 as direction
 from armonik.protogen.common import tasks_common_pb2 as tasks_pb
 from armonik.protogen.common import tasks_fields_pb2 as task_fields
-from exporter_harness import exporter_for, settle
+from exporter_harness import archive_of, exporter_for, settle
 from test_archive_truth import (
     MIXED,
     advance,
@@ -206,13 +206,12 @@ async def test_a_kill_between_two_segments_of_one_flush_loses_no_task(
     settings = {**archive_settings(directory), "archive_flush_interval": 3600.0}
     async with manual_sim(INTERLEAVED) as (sim, _):
         async with exporter_for(sim, **settings) as first:
-            assert first.archive is not None
             await settle(first, 1)
             await advance(sim, first, 2)
-            await first.archive.flush()
+            await archive_of(first).flush()
             before = set(segments(directory))
             await advance(sim, first, 3)
-            await first.archive.flush()  # one flush with tasks of both sessions
+            await archive_of(first).flush()  # one flush with tasks of both sessions
             flushed = [path for path in segments(directory) if path not in before]
 
         # The state a SIGKILL leaves right after the flush renamed its first task segment:

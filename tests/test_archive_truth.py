@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from exporter_harness import exporter_for, settle, settle_until
+from exporter_harness import archive_of, exporter_for, settle, settle_until
 from test_archive_writer import fact, full_batch, micros_columns, result
 
 from armonik_observe import archive
@@ -97,8 +97,7 @@ async def catch_up(exporter: Exporter) -> None:
     await settle_until(exporter, lambda: all(p.ok for p in exporter.pollers))
     await settle(exporter)
     await settle_until(exporter, lambda: all(p.ok for p in exporter.pollers))
-    assert exporter.archive is not None
-    await exporter.archive.flush()
+    await archive_of(exporter).flush()
 
 
 def archive_settings(directory: Path) -> dict[str, Any]:
@@ -292,14 +291,13 @@ async def test_writing_the_same_batch_twice_duplicates_nothing(
     batch = full_batch(session="s-dup", tasks=30)
     batch.results = [result(n, session="s-dup") for n in range(10)]
     async with manual_sim() as (sim, _), exporter_for(sim, **archive_settings(directory)) as exp:
-        assert exp.archive is not None
         await settle(exp)
-        await exp.archive.flush()
+        await archive_of(exp).flush()
         before = {name: scalar(directory, f"SELECT count(*) FROM {name}")
                   for name in ("tasks", "sessions", "results")}
-        exp.archive.consume(batch)
-        exp.archive.consume(batch)
-        await exp.archive.flush()
+        archive_of(exp).consume(batch)
+        archive_of(exp).consume(batch)
+        await archive_of(exp).flush()
         assert scalar(directory, "SELECT count(*) FROM tasks_raw WHERE session_id = 's-dup'") == 60
         assert scalar(directory, "SELECT count(*) FROM tasks") == before["tasks"] + 30
         assert scalar(directory, "SELECT count(DISTINCT task_id) FROM tasks") == \

@@ -232,7 +232,7 @@ def test_an_https_endpoint_on_a_plaintext_server_is_reported_as_a_tls_mismatch(
     process, base = start_serve("--log-level", "WARNING", "serve", "-e", endpoint,
                                 "--listen", "127.0.0.1:0", "--duration", SERVE_S)
     try:
-        health = poll_until(base + "/health", "poll failed")
+        health = poll_until(base + "/health", "last failure")
         assert json.loads(health)["ready"] is False
         assert get(base + "/health")[0] == 503
         assert "armonik_up 0.0" in get(base + "/metrics")[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -11,9 +12,12 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import pytest
 from armonik.client import ArmoniKVersions
 
 from armonik_observe.archive import open as open_archive
+from armonik_observe.cli import main
+from armonik_observe.config import ServeSettings, SimulatorSettings
 
 CLI = [sys.executable, "-m", "armonik_observe.cli"]
 
@@ -101,3 +105,29 @@ def test_demo_serves_metrics_and_archives_until_its_duration(tmp_path: Path) -> 
     with open_archive(archive) as opened:
         (tasks,) = opened.connection.execute("SELECT count(*) FROM tasks").fetchone() or (0,)
     assert tasks > 0
+
+
+@pytest.mark.parametrize(("speed", "shown"), [((), "x5"), (("--speed", "1"), "x1")])
+def test_the_demo_runs_at_the_speed_asked_for(tmp_path: Path, speed: tuple[str, ...],
+                                              shown: str) -> None:
+    result = subprocess.run(
+        [*CLI, "demo", "--listen", "127.0.0.1:0", "--duration", "0.5", "--archive",
+         str(tmp_path / "archive"), *speed],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    banner = result.stdout.splitlines()[0]
+    assert f"demo scenario at {shown})" in banner, banner
+
+
+def test_command_line_defaults_are_the_settings_defaults() -> None:
+    for command, settings in ((main.commands["serve"], ServeSettings),
+                              (main.commands["simulate"], SimulatorSettings)):
+        declared = {f.name: f for f in dataclasses.fields(settings) if "help" in f.metadata}
+        options = [p for p in command.params if p.name in declared]
+        assert len(options) >= 6
+        for option in options:
+            spec = declared[str(option.name)]
+            default = spec.metadata.get("cli_default", spec.default)
+            assert option.default == default, (command.name, option.name)
+            assert option.help == spec.metadata["help"]

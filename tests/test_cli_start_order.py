@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 from exporter_harness import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from test_archive_truth import assert_tasks_equal_the_truth, ended, scalar
+from test_exporter_faults import free_port
 
 from armonik_observe.simulator.builtin import builtin_scenario
 from armonik_observe.simulator.faults import FaultPlan, RpcFaults
@@ -33,13 +33,6 @@ from armonik_observe.simulator.server import Simulator
 BURST_TASKS = 12_000
 FAST_POLLS = ("--session-interval", "1", "--count-interval", "1", "--health-interval", "1",
               "--facts-interval", "0.5", "--archive-flush-interval", "0.5")
-
-
-def free_port() -> int:
-    """A port the system hands out for port 0; the simulator binds it later."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
@@ -92,7 +85,7 @@ def until(check: Callable[[], bool], within: float) -> None:
 
 async def poll_failed(base: str) -> None:
     """Wait until the exporter reports that the control plane does not answer."""
-    await asyncio.to_thread(until, lambda: "poll failed" in get(base + "/health"), 30)
+    await asyncio.to_thread(until, lambda: "last failure" in get(base + "/health"), 30)
 
 
 def rpc_calls(base: str, rpc: str) -> float:

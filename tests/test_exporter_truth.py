@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Any
 
@@ -10,6 +9,7 @@ import pytest
 from exporter_harness import ended_by_labels, exporter_for, sample, settle
 
 from armonik_observe.exporters.state_metrics import TASK_STATUSES
+from armonik_observe.model import TERMINAL_TASK_STATUSES
 from armonik_observe.simulator.scenario import scenario_from_dict
 
 MIXED = {
@@ -102,5 +102,29 @@ async def test_health_and_versions(manual_sim: Any) -> None:
     assert sample(exporter, "armonik_service_health", healthy) == 1
     assert sample(exporter, "armonik_service_health", {**healthy, "state": "DEGRADED"}) == 0
     assert exporter.registry.get_sample_value("armonik_api_info", {"version": "3.29.0"}) == 1
-    eta = exporter.registry.get_sample_value("armonik_session_completion_eta_seconds")
-    assert eta is None or math.isnan(eta) or eta >= 0
+
+
+# Two pods, one slot each, one-second tasks: the session completes two tasks a second.
+TWO_A_SECOND = {
+    "name": "two-a-second",
+    "seed": 3,
+    "partitions": [{"id": "cpu", "pods": 2}],
+    "sessions": [{"name": "bag", "partition": "cpu", "graph": {"kind": "bag", "tasks": 40},
+                  "profile": {"processing": 1.0}}],
+}
+
+
+async def test_a_running_session_has_an_eta_from_its_completion_rate(manual_sim: Any) -> None:
+    async with (
+        manual_sim(scenario_from_dict(TWO_A_SECOND)) as (sim, _),
+        exporter_for(sim) as exporter,
+    ):
+        await settle(exporter, 1)
+        for _ in range(8):
+            await sim.advance(1.0)
+            await settle(exporter, 1)
+        (session_id,) = exporter.discovery.followed
+        remaining = sum(t.status not in TERMINAL_TASK_STATUSES for t in sim.true_tasks())
+        assert 0 < remaining < 40
+        eta = sample(exporter, "armonik_session_completion_eta_seconds", {"session": session_id})
+        assert eta == pytest.approx(remaining / 2, rel=0.1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from conftest import START_US
-from exporter_harness import FAST, settle
+from exporter_harness import FAST, archive_of, settle
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -103,9 +103,9 @@ async def scrape_every_family() -> str:
                 await sim.advance(STEP_S)
                 await settle(exporter, 1)  # follow new sessions; streams catch up
             await settle(exporter)
-            assert exporter.archive is not None and exporter.upkeep is not None
-            await exporter.archive.flush()
-            await asyncio.to_thread(exporter.upkeep.once)  # archive sizes for self-metrics
+            await archive_of(exporter).flush()
+            # The archive's sizes, for its self-metrics.
+            await asyncio.to_thread(archive_of(exporter).upkeep.once)
             return await scrape(exporter.http.url + "/metrics")
 
 

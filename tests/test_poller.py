@@ -56,4 +56,4 @@ async def test_a_poller_with_a_long_interval_recovers_as_soon_as_the_plane_answe
             await sim.bring_up()
             await polls_until(exporter.facts, lambda: exporter.facts.ok)
             await polls_until(exporter.health, lambda: exporter.health.ok)
-            assert exporter.up()
+            await polls_until(exporter.counts, exporter.up)  # counts poll every 50 ms: a tick

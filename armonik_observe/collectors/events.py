@@ -23,7 +23,9 @@ from armonik_observe.collectors import convert
 from armonik_observe.collectors.lag import LagMonitor
 from armonik_observe.collectors.poller import Publish
 from armonik_observe.collectors.retry import Connection, StopRequested
+from armonik_observe.collectors.supervision import Mishaps
 from armonik_observe.collectors.tracker import Budget, TaskTracker
+from armonik_observe.exporters.exposition import Family
 from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import (
     TERMINAL_TASK_STATUSES,
@@ -31,7 +33,7 @@ from armonik_observe.model import (
     SessionEvent,
     SessionInfo,
 )
-from armonik_observe.pipeline import Batch
+from armonik_observe.pipeline import Batch, Needs
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class EventStreams:
         self._degraded_until: dict[str, float] = {}
         self._wanted: set[str] = set()
         self._state_changed = asyncio.Event()
+        self.mishaps = Mishaps("events")
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -139,11 +142,17 @@ class EventStreams:
             while not stop.is_set():
                 with contextlib.suppress(StopRequested):
                     await Connection.wait(self._flush_interval, stop)
-                self.flush()
-                self._check_lag()
+                self._tick()
         finally:
             await self._close_all()
             self.flush()
+
+    def _tick(self) -> None:
+        try:
+            self.flush()
+            self._check_lag()
+        except Exception as error:  # counted and logged; the next tick tries again
+            self.mishaps.record(error)
 
     async def _close_all(self) -> None:
         streams, self._streams = list(self._streams.values()), {}
@@ -164,7 +173,14 @@ class EventStreams:
         request = ev.EventSubscriptionRequest(session_id=session_id, returned_events=self._kinds)
         while not self._stop.is_set():
             self._set_state(session_id, CONNECTING)
-            received = await self._stream_once(session_id, request)
+            try:
+                received = await self._stream_once(session_id, request)
+            except Exception as error:  # not a gRPC error: a bug or a malformed message
+                self.mishaps.record(error)
+                received = 0
+            else:
+                if received:
+                    self.mishaps.recovered()
             attempt = 0 if received else attempt + 1
             self.reconnects += 1
             try:
@@ -258,6 +274,7 @@ class StreamLagSink:
     """A pipeline sink that shows the streams the task facts, so their lag can be measured."""
 
     name = "stream-lag"
+    needs = Needs()
 
     def __init__(self, streams: EventStreams) -> None:
         self._streams = streams
@@ -275,3 +292,7 @@ class StreamLagSink:
 
     async def stop(self) -> None:
         """Nothing to release."""
+
+    def self_metrics(self) -> Iterable[Family]:
+        """None: stream lag is among the exporter's own metrics."""
+        return ()

@@ -14,6 +14,8 @@ read once it answers.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from armonik.protogen.client.tasks_service_pb2_grpc import TasksStub
@@ -43,8 +45,10 @@ class TaskFactsPoller(Poller):
         page_size: int = PAGE_SIZE,
         detailed: bool = False,
         origin: FactsOrigin | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(connection=connection, publish=publish, interval=interval)
+        super().__init__(connection=connection, publish=publish, interval=interval,
+                         monotonic=monotonic)
         self.overlap_us = overlap_us
         self.page_size = page_size
         self.detailed = detailed
@@ -52,6 +56,7 @@ class TaskFactsPoller(Poller):
         self.watermark_us: int | None = None  # the newest end read
         self._seen: dict[str, int] = {}  # task id -> ended_at, within the overlap window
         self.pages = 0
+        self.rpcs = ("ListTasksDetailed" if detailed else "ListTasks",)
         if origin is not None:
             self.place(origin)
 
@@ -91,14 +96,7 @@ class TaskFactsPoller(Poller):
     async def _page(self, cursor: int, page: int) -> Any:
         request = requests.list_tasks_ended_since(cursor, page, self.page_size)
         self.pages += 1
-        if self.detailed:
-            reply = await self.connection.call(
-                "ListTasksDetailed", lambda ch: TasksStub(ch).ListTasksDetailed(request)
-            )
-        else:
-            reply = await self.connection.call(
-                "ListTasks", lambda ch: TasksStub(ch).ListTasks(request)
-            )
+        reply = await self.connection.unary(TasksStub, self.rpcs[0], request)
         return reply.tasks
 
     def _publish_new(self, facts: TaskFacts) -> None:

@@ -31,12 +31,14 @@ class HealthPoller(Poller):
     """CheckHealth every interval; ListVersions at start and after every reconnection."""
 
     name = "health"
+    rpcs = ("CheckHealth", "ListVersions")
 
     def __init__(
         self, *, connection: Connection, publish: Publish, interval: float,
-        clock: Clock = time.time,
+        clock: Clock = time.time, monotonic: Clock = time.monotonic,
     ) -> None:
-        super().__init__(connection=connection, publish=publish, interval=interval)
+        super().__init__(connection=connection, publish=publish, interval=interval,
+                         monotonic=monotonic)
         self._clock = clock
         self._versions_due = True
         connection.on_reconnect.append(self._versions_again)
@@ -46,15 +48,13 @@ class HealthPoller(Poller):
 
     async def poll_once(self) -> None:
         """Check health, and read versions when due."""
-        response = await self.connection.call(
-            "CheckHealth",
-            lambda ch: HealthChecksServiceStub(ch).CheckHealth(health.CheckHealthRequest()),
+        response = await self.connection.unary(
+            HealthChecksServiceStub, "CheckHealth", health.CheckHealthRequest()
         )
         batch = Batch(health=convert.health_samples(response, _now_us(self._clock)))
         if self._versions_due:
-            reply = await self.connection.call(
-                "ListVersions",
-                lambda ch: VersionsStub(ch).ListVersions(versions.ListVersionsRequest()),
+            reply = await self.connection.unary(
+                VersionsStub, "ListVersions", versions.ListVersionsRequest()
             )
             batch.versions = Versions(core=reply.core, api=reply.api)
             self._versions_due = False
@@ -69,12 +69,15 @@ class CountsPoller(Poller):
     """
 
     name = "counts"
+    rpcs = ("ListPartitions", "CountTasksByStatus")
 
     def __init__(
         self, *, connection: Connection, publish: Publish, interval: float,
         followed: Callable[[], list[str]], clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
     ) -> None:
-        super().__init__(connection=connection, publish=publish, interval=interval)
+        super().__init__(connection=connection, publish=publish, interval=interval,
+                         monotonic=monotonic)
         self._followed = followed
         self._clock = clock
 
@@ -101,17 +104,15 @@ class CountsPoller(Poller):
                 return found
 
     async def _partition_page(self, page: int) -> Any:
-        request = requests.list_partitions(page, PAGE_SIZE)
-        return await self.connection.call(
-            "ListPartitions", lambda ch: PartitionsStub(ch).ListPartitions(request)
+        return await self.connection.unary(
+            PartitionsStub, "ListPartitions", requests.list_partitions(page, PAGE_SIZE)
         )
 
     async def _count(
         self, scope: str, key: str, condition: Callable[[str], object]
     ) -> StatusCounts:
-        request = requests.count_tasks(condition(key))
-        reply = await self.connection.call(
-            "CountTasksByStatus", lambda ch: TasksStub(ch).CountTasksByStatus(request)
+        reply = await self.connection.unary(
+            TasksStub, "CountTasksByStatus", requests.count_tasks(condition(key))
         )
         counts = tuple((convert.task_status(c.status), c.count) for c in reply.status)
         return StatusCounts(_now_us(self._clock), scope, key, counts)

@@ -7,6 +7,7 @@ start point are left alone, like their tasks.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +77,7 @@ class ResultsSweeper(Poller):
     """Reads every result of each session that ended since the start point, once."""
 
     name = "results"
+    rpcs = ("ListResults",)
 
     def __init__(
         self,
@@ -85,8 +87,10 @@ class ResultsSweeper(Poller):
         interval: float,
         sessions: Callable[[], list[SessionInfo]],
         start_point: Callable[[], int | None],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(connection=connection, publish=publish, interval=interval)
+        super().__init__(connection=connection, publish=publish, interval=interval,
+                         monotonic=monotonic)
         self._sessions = sessions
         self._start_point = start_point
         self._swept: dict[str, None] = {}
@@ -103,9 +107,8 @@ class ResultsSweeper(Poller):
                 await self._sweep(session.session_id)
 
     async def _page(self, session_id: str, page: int) -> Any:
-        request = _results_of(session_id, page)
-        return await self.connection.call(
-            "ListResults", lambda ch: ResultsStub(ch).ListResults(request)
+        return await self.connection.unary(
+            ResultsStub, "ListResults", _results_of(session_id, page)
         )
 
     async def _sweep(self, session_id: str) -> None:

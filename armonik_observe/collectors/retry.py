@@ -1,4 +1,4 @@
-"""The one gRPC retry policy: which codes retry, capped exponential backoff with jitter, channel
+"""The one gRPC call policy: a deadline per RPC, capped exponential backoff with jitter, channel
 rebuilt after UNAVAILABLE, and the connection state logged when it changes (not every failure).
 """
 
@@ -8,27 +8,15 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any
 
 import grpc
 
 from armonik_observe.collectors.channel import ChannelFactory
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-RETRYABLE_CODES = frozenset(
-    {
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.DEADLINE_EXCEEDED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        grpc.StatusCode.ABORTED,
-        grpc.StatusCode.INTERNAL,
-        grpc.StatusCode.UNKNOWN,
-    }
-)
 
 _BROKEN = frozenset(
     {grpc.ChannelConnectivity.TRANSIENT_FAILURE, grpc.ChannelConnectivity.SHUTDOWN}
@@ -68,28 +56,27 @@ class Backoff:
 
 
 class Connection:
-    """Owns the channel to the control plane and runs calls under the retry policy."""
+    """Owns the channel to the control plane and runs calls with their deadlines."""
 
     def __init__(
         self,
         factory: ChannelFactory,
         *,
         backoff: Backoff | None = None,
-        rpc_timeout: float = 30.0,
+        timeouts: Mapping[str, float] | None = None,
         observer: RpcObserver | None = None,
         rng: random.Random | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._factory = factory
         self.backoff = backoff or Backoff()
-        self.rpc_timeout = rpc_timeout
+        self._timeouts = timeouts or {}
         self._observer = observer
         self.rng = rng or random.Random()
         self._monotonic = monotonic
         self._channel: grpc.aio.Channel | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self.up: bool | None = None
-        self.generation = 0  # bumped on every new channel, so users rebuild their stubs
         self.on_reconnect: list[Callable[[], None]] = []
 
     @property
@@ -97,8 +84,11 @@ class Connection:
         """The current channel, opened on first use."""
         if self._channel is None:
             self._channel = self._factory()
-            self.generation += 1
         return self._channel
+
+    def timeout(self, rpc: str) -> float | None:
+        """The deadline of one RPC in seconds (its own, else the default one)."""
+        return self._timeouts.get(rpc, self._timeouts.get("default"))
 
     async def close(self) -> None:
         """Close the channel; idempotent."""
@@ -108,11 +98,15 @@ class Connection:
         await asyncio.gather(*self._closing, return_exceptions=True)
         self._closing.clear()
 
-    async def call(self, rpc: str, function: Callable[[grpc.aio.Channel], Awaitable[T]]) -> T:
-        """Run one attempt of `function(channel)`, recording its duration and outcome."""
+    async def unary(self, stub: Callable[[grpc.aio.Channel], Any], rpc: str, request: Any) -> Any:
+        """Call `rpc` of the service `stub` once, under its deadline, recording the outcome.
+
+        A call that outlives its deadline fails with DEADLINE_EXCEEDED like any other failure.
+        """
         began = self._monotonic()
         try:
-            result = await function(self.channel)
+            method = getattr(stub(self.channel), rpc)
+            result = await method(request, timeout=self.timeout(rpc))
         except grpc.aio.AioRpcError as error:
             self._observe(rpc, error.code().name, began)
             await self.report_failure(rpc, error)
@@ -120,26 +114,6 @@ class Connection:
         self._observe(rpc, "OK", began)
         self._mark_up(True, rpc)
         return result
-
-    async def retrying(
-        self,
-        rpc: str,
-        function: Callable[[grpc.aio.Channel], Awaitable[T]],
-        stop: asyncio.Event,
-        attempts: int | None = None,
-    ) -> T:
-        """Run `function` until it succeeds, a code is not retryable, or `stop` is set."""
-        attempt = 0
-        while True:
-            try:
-                return await self.call(rpc, function)
-            except grpc.aio.AioRpcError as error:
-                if error.code() not in RETRYABLE_CODES:
-                    raise
-                if attempts is not None and attempt + 1 >= attempts:
-                    raise
-            await self.wait(self.backoff.delay(attempt, self.rng), stop)
-            attempt += 1
 
     @staticmethod
     async def wait(seconds: float, stop: asyncio.Event) -> None:

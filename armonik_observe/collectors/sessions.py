@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ class SessionDiscovery(Poller):
     """Lists every session; follows up to `max_followed` active ones, newest first."""
 
     name = "sessions"
+    rpcs = ("ListSessions",)
 
     def __init__(
         self,
@@ -30,11 +32,14 @@ class SessionDiscovery(Poller):
         interval: float,
         max_followed: int,
         on_followed: Callable[[list[SessionInfo]], None],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(connection=connection, publish=publish, interval=interval)
+        super().__init__(connection=connection, publish=publish, interval=interval,
+                         monotonic=monotonic)
         self.max_followed = max_followed
         self._on_followed = on_followed
         self.followed: dict[str, SessionInfo] = {}
+        self.sessions: dict[str, SessionInfo] = {}  # every session of the last pass
         self.unfollowed = 0
 
     def followed_ids(self) -> list[str]:
@@ -44,6 +49,7 @@ class SessionDiscovery(Poller):
     async def poll_once(self) -> None:
         """List sessions, publish them, and update the followed set."""
         sessions = await self._all_sessions()
+        self.sessions = {s.session_id: s for s in sessions}
         self.publish(Batch(sessions=sessions))
         active = [s for s in sessions if s.status in ACTIVE]  # newest first, as listed
         chosen = active[: self.max_followed]
@@ -62,7 +68,6 @@ class SessionDiscovery(Poller):
                 return found
 
     async def _page(self, page: int) -> Any:
-        request = requests.list_sessions(page, PAGE_SIZE)
-        return await self.connection.call(
-            "ListSessions", lambda ch: SessionsStub(ch).ListSessions(request)
+        return await self.connection.unary(
+            SessionsStub, "ListSessions", requests.list_sessions(page, PAGE_SIZE)
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -26,18 +26,7 @@ from armonik_observe.exporters.metrics_table import RPC_BUCKETS, spec
 from armonik_observe.exporters.observed import ObservedState
 from armonik_observe.exporters.state_metrics import StateMetrics, family
 from armonik_observe.model import EventKind
-from armonik_observe.pipeline import Batch
-
-
-@dataclass(frozen=True)
-class ArchiveStatus:
-    """The archive's size and the writer's counters."""
-
-    rows: Mapping[str, int]
-    bytes: Mapping[str, int]
-    rows_written: int
-    dropped_rows: int
-    write_errors: int
+from armonik_observe.pipeline import Batch, Needs
 
 
 @dataclass(frozen=True)
@@ -54,7 +43,7 @@ class SelfStatus:
     dropped: Mapping[str, int] = field(default_factory=dict)
     stuck: Mapping[tuple[str, str], int] = field(default_factory=dict)
     lag_seconds: Mapping[str, float] = field(default_factory=dict)
-    archive: ArchiveStatus | None = None
+    collector_errors: Mapping[str, int] = field(default_factory=dict)
 
 
 class SelfMetrics(Collector):
@@ -85,16 +74,22 @@ class SelfMetrics(Collector):
         yield family("armonik_observe_event_lag_seconds", _by_label(status.lag_seconds))
         stuck = [(labels, float(count)) for labels, count in sorted(status.stuck.items())]
         yield family("armonik_tasks_stuck", stuck)
-        if status.archive is not None:
-            yield from _archive_families(status.archive)
+        yield family("armonik_observe_collector_errors", _by_label(status.collector_errors))
 
 
-def _archive_families(archive: ArchiveStatus) -> Iterator[Family]:
-    yield family("armonik_observe_archive_rows", _by_label(archive.rows))
-    yield family("armonik_observe_archive_bytes", _by_label(archive.bytes))
-    yield family("armonik_observe_archive_rows_written", [((), float(archive.rows_written))])
-    yield family("armonik_observe_archive_dropped_rows", [((), float(archive.dropped_rows))])
-    yield family("armonik_observe_archive_write_errors", [((), float(archive.write_errors))])
+class FamilySource(Collector):
+    """Families computed at scrape time by a function (the sinks' own self-metrics)."""
+
+    def __init__(self, families: Callable[[], Iterable[Family]]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        """The families as prometheus_client metrics."""
+        return map(to_metric, self.families())
+
+    def families(self) -> Iterable[Family]:
+        """The families for this scrape."""
+        return self._families()
 
 
 def _by_label(values: Mapping[str, float]) -> list[tuple[tuple[str], float]]:
@@ -118,6 +113,7 @@ class PrometheusSink:
     """Keeps every metric of the exporter on its own CollectorRegistry."""
 
     name = "prometheus"
+    needs = Needs()
 
     def __init__(
         self,
@@ -132,7 +128,7 @@ class PrometheusSink:
         self.registry = registry
         self.state = state or ObservedState()
         self.facts = FactMetrics()
-        self._collectors: list[StateMetrics | FactMetrics | SelfMetrics] = [
+        self._collectors: list[StateMetrics | FactMetrics | SelfMetrics | FamilySource] = [
             StateMetrics(self.state, up=up, core_compat=core_compat),
             self.facts,
             SelfMetrics(self_status, version),
@@ -151,6 +147,12 @@ class PrometheusSink:
         registry.register(self.transitions)
         registry.register(self.rpc_duration)
         self._renderer = Renderer()
+
+    def add_families(self, families: Callable[[], Iterable[Family]]) -> None:
+        """Expose more families, computed at each scrape (e.g. another sink's self-metrics)."""
+        source = FamilySource(families)
+        self.registry.register(source)
+        self._collectors.append(source)
 
     async def start(self) -> None:
         """Nothing to prepare: the registry is live from construction."""
@@ -200,3 +202,7 @@ class PrometheusSink:
 
     async def stop(self) -> None:
         """Nothing to release."""
+
+    def self_metrics(self) -> Iterable[Family]:
+        """None of its own: the exporter's self-metrics come from SelfStatus."""
+        return ()

@@ -1,0 +1,74 @@
+"""The archive as the exporter runs it: one pipeline sink over the writer and its upkeep.
+
+The writer (`ArchiveSink`) turns batches into Parquet segments; the upkeep compacts, expires and
+measures the archive every few minutes. This sink starts and stops both, and reports their
+figures as its self-metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+
+from armonik_observe.archive.upkeep import ArchiveUpkeep
+from armonik_observe.archive.writer import ArchiveSink
+from armonik_observe.exporters.exposition import Family
+from armonik_observe.exporters.state_metrics import family
+from armonik_observe.pipeline import Batch, Needs
+
+
+class ArchiveOutput:
+    """Archives every record (with every task column, results and result events)."""
+
+    name = "archive"
+    # The archive keeps the lists only ListTasksDetailed carries, and every result.
+    needs = Needs(detailed_facts=True, results=True, all_events=True)
+
+    def __init__(self, directory: Path, *, flush_interval: float = 5.0,
+                 retention: timedelta | None = None, stop_timeout: float = 30.0) -> None:
+        self.writer = ArchiveSink(directory, flush_interval=flush_interval,
+                                  stop_timeout=stop_timeout)
+        self.upkeep = ArchiveUpkeep(directory, retention=retention)
+        self._stop_upkeep = asyncio.Event()
+        self._upkeep: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the writer's flushes, then the upkeep."""
+        await self.writer.start()
+        self._upkeep = asyncio.create_task(self.upkeep.run(self._stop_upkeep),
+                                           name="archive-upkeep")
+
+    def consume(self, batch: Batch) -> None:
+        """Buffer a batch for the next flush."""
+        self.writer.consume(batch)
+
+    async def flush(self) -> None:
+        """Write what is buffered."""
+        await self.writer.flush()
+
+    async def stop(self) -> None:
+        """Stop the upkeep (a round in progress finishes), then flush and stop the writer."""
+        self._stop_upkeep.set()
+        upkeep, self._upkeep = self._upkeep, None
+        if upkeep is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await upkeep
+        await self.writer.stop()
+
+    def self_metrics(self) -> Iterator[Family]:
+        """Size of the archive's tables and the writer's counters."""
+        stats, writer = self.upkeep.stats, self.writer.stats
+        yield family("armonik_observe_archive_rows",
+                     _by_table({name: table.rows for name, table in stats.items()}))
+        yield family("armonik_observe_archive_bytes",
+                     _by_table({name: table.bytes for name, table in stats.items()}))
+        yield family("armonik_observe_archive_rows_written", [((), float(writer.rows_written))])
+        yield family("armonik_observe_archive_dropped_rows", [((), float(writer.dropped_rows))])
+        yield family("armonik_observe_archive_write_errors", [((), float(writer.write_errors))])
+
+
+def _by_table(values: Mapping[str, int]) -> list[tuple[tuple[str], float]]:
+    return [((table,), float(value)) for table, value in sorted(values.items())]
