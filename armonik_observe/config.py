@@ -92,6 +92,8 @@ class ServeSettings:
     tls: TlsFiles
     listen: str = setting("0.0.0.0:9419", "host:port of the /metrics server.")
     session_interval: float = setting(10.0, "Seconds between ListSessions passes.")
+    session_resync_interval: float = setting(3600.0, "Seconds between recounts of the ended "
+                                                     "sessions (a query over all history).")
     count_interval: float = setting(10.0, "Seconds between CountTasksByStatus polls.")
     health_interval: float = setting(10.0, "Seconds between CheckHealth polls.")
     facts_interval: float = setting(5.0, "Seconds between ListTasks passes for ended tasks.")
@@ -125,7 +127,8 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
-        for name in ("session_interval", "count_interval", "health_interval", "facts_interval",
+        for name in ("session_interval", "session_resync_interval", "count_interval",
+                     "health_interval", "facts_interval",
                      "stuck_threshold", "max_event_lag", "archive_flush_interval"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"--{name.replace('_', '-')}: must be positive")

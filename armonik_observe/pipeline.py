@@ -35,7 +35,8 @@ class Batch:
 
     events: list[SessionEvent] = field(default_factory=list)
     facts: TaskFacts = field(default_factory=TaskFacts.empty)
-    sessions: list[SessionInfo] = field(default_factory=list)
+    sessions: list[SessionInfo] = field(default_factory=list)  # those that changed
+    session_totals: dict[str, int] | None = None  # sessions per status, when counted
     partitions: list[PartitionInfo] = field(default_factory=list)
     counts: list[StatusCounts] = field(default_factory=list)
     health: list[HealthSample] = field(default_factory=list)

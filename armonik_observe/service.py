@@ -90,7 +90,8 @@ class Exporter(AsyncService):
         self.discovery = SessionDiscovery(
             connection=connection, publish=publish, interval=settings.session_interval,
             max_followed=settings.max_followed_sessions, on_followed=self.streams.follow,
-            monotonic=monotonic,
+            overlap_us=int(settings.facts_overlap * MICROS),
+            resync_interval=settings.session_resync_interval, monotonic=monotonic,
         )
         self.counts = CountsPoller(
             connection=connection, publish=publish, interval=settings.count_interval,
@@ -107,11 +108,12 @@ class Exporter(AsyncService):
         )
         self.pollers: list[Poller] = [self.discovery, self.health, self.counts, self.facts]
         if needs.results:
-            self.pollers.append(ResultsSweeper(
+            sweeper = ResultsSweeper(
                 connection=connection, publish=publish, interval=settings.session_interval,
-                sessions=lambda: list(self.discovery.sessions.values()),
-                start_point=self._results_start_point, monotonic=monotonic,
-            ))
+                start_point=self._sessions_start_point, monotonic=monotonic,
+            )
+            self.discovery.on_changed.append(sweeper.note)
+            self.pollers.append(sweeper)
 
     def output(self, name: str) -> Sink | None:
         """The sink of that name (e.g. "archive"), when the settings turned it on."""
@@ -120,10 +122,10 @@ class Exporter(AsyncService):
     def _outputs_metrics(self) -> Iterator[Family]:
         return itertools.chain.from_iterable(sink.self_metrics() for sink in self.outputs)
 
-    def _results_start_point(self) -> int | None:
-        """Sessions that ended from the task facts' floor on get their results swept; after a
-        restart, only from an hour before the archive's watermark (the sessions that ended
-        before the last run could sweep them)."""
+    def _sessions_start_point(self) -> int | None:
+        """Where session changes count (the change feed, results swept): from the task facts'
+        floor; after a restart, from an hour before the archive's watermark (sessions that
+        ended before the last run could see them)."""
         origin = self.facts.origin
         if origin is None:
             return None
@@ -153,6 +155,7 @@ class Exporter(AsyncService):
         try:
             # Before the sinks start: the archive's upkeep may compact what this reads.
             self.facts.place(await asyncio.to_thread(self._facts_origin, started_at_us))
+            self.discovery.place(self._sessions_start_point() or 0)
             for sink in self.pipeline.sinks:
                 await stack.enter(f"sink {sink.name}", sink.start, sink.stop)
             stack.defer("connection", self.connection.close)

@@ -9,6 +9,7 @@ from armonik.protogen.common import partitions_common_pb2 as partitions
 from armonik.protogen.common import partitions_fields_pb2 as partition_fields
 from armonik.protogen.common import sessions_common_pb2 as sessions
 from armonik.protogen.common import sessions_fields_pb2 as session_fields
+from armonik.protogen.common import sessions_filters_pb2 as session_filters
 from armonik.protogen.common import sort_direction_pb2 as direction
 from armonik.protogen.common import tasks_common_pb2 as tasks
 from armonik.protogen.common import tasks_fields_pb2 as task_fields
@@ -83,19 +84,79 @@ def list_tasks_ended_since(micros: int, page: int, page_size: int) -> Any:
     )
 
 
-def list_sessions(page: int, page_size: int) -> Any:
-    """A ListSessions page, newest first, with task options."""
-    field = session_fields.SessionField(
-        session_raw_field=session_fields.SessionRawField(
-            field=session_fields.SESSION_RAW_ENUM_FIELD_CREATED_AT
-        )
+def _session_field(field: int) -> Any:
+    return session_fields.SessionField(
+        session_raw_field=session_fields.SessionRawField(field=field)
     )
+
+
+def _session_filters(*branches: Any) -> Any:
+    """Sessions filters: an OR of branches, each one condition."""
+    return session_filters.Filters(
+        **{"or": [session_filters.FiltersAnd(**{"and": [branch]}) for branch in branches]}
+    )
+
+
+def _session_status_is(status: int) -> Any:
+    return session_filters.FilterField(
+        field=_session_field(session_fields.SESSION_RAW_ENUM_FIELD_STATUS),
+        filter_status=session_filters.FilterStatus(
+            value=status, operator=filters.FILTER_STATUS_OPERATOR_EQUAL
+        ),
+    )
+
+
+def _session_date_since(field: int, micros: int) -> Any:
+    seconds, rest = divmod(micros, 1_000_000)
+    return session_filters.FilterField(
+        field=_session_field(field),
+        filter_date=filters.FilterDate(
+            value=Timestamp(seconds=seconds, nanos=rest * 1000),
+            operator=filters.FILTER_DATE_OPERATOR_AFTER_OR_EQUAL,
+        ),
+    )
+
+
+# The dates of a session's life cycle: any of them at or after a time means it changed since.
+SESSION_DATES = (
+    session_fields.SESSION_RAW_ENUM_FIELD_CREATED_AT,
+    session_fields.SESSION_RAW_ENUM_FIELD_CANCELLED_AT,
+    session_fields.SESSION_RAW_ENUM_FIELD_CLOSED_AT,
+    session_fields.SESSION_RAW_ENUM_FIELD_PURGED_AT,
+    session_fields.SESSION_RAW_ENUM_FIELD_DELETED_AT,
+)
+
+
+def list_sessions(page: int, page_size: int, filters: Any = None, newest_first: bool = True,
+                  ) -> Any:
+    """A ListSessions page with task options, by creation date."""
     return sessions.ListSessionsRequest(
         page=page,
         page_size=page_size,
-        sort=sessions.ListSessionsRequest.Sort(field=field, direction=DESC),
+        filters=filters,
+        sort=sessions.ListSessionsRequest.Sort(
+            field=_session_field(session_fields.SESSION_RAW_ENUM_FIELD_CREATED_AT),
+            direction=DESC if newest_first else ASC,
+        ),
         with_task_options=True,
     )
+
+
+def list_sessions_in(statuses: tuple[int, ...], page: int, page_size: int) -> Any:
+    """A page of the sessions in one of the statuses (a server-side filter), newest first."""
+    return list_sessions(page, page_size, _session_filters(*map(_session_status_is, statuses)))
+
+
+def list_sessions_changed_since(micros: int, page: int, page_size: int) -> Any:
+    """A page of the sessions created, cancelled, closed, purged or deleted since the time,
+    oldest first (so that sessions created while paging only add pages at the end)."""
+    since = [_session_date_since(field, micros) for field in SESSION_DATES]
+    return list_sessions(page, page_size, _session_filters(*since), newest_first=False)
+
+
+def count_sessions_in(status: int) -> Any:
+    """A one-session page of the sessions in a status: its `total` is their count."""
+    return list_sessions(0, 1, _session_filters(_session_status_is(status)))
 
 
 def list_partitions(page: int, page_size: int) -> Any:

@@ -1,8 +1,8 @@
 """Results of ended sessions: one ListResults sweep per session once it stops taking work.
 
-Results only matter to the archive. A session's results are read once, when discovery sees it
-cancelled, closed or purged, paged 1,000 at a time; sessions that ended before the task-facts
-start point are left alone, like their tasks.
+Results only matter to the archive. A session's results are read once, when discovery's change
+feed shows it cancelled, closed or purged, paged 1,000 at a time; sessions that ended before the
+task-facts start point are left alone, like their tasks.
 """
 
 from __future__ import annotations
@@ -85,26 +85,31 @@ class ResultsSweeper(Poller):
         connection: Connection,
         publish: Publish,
         interval: float,
-        sessions: Callable[[], list[SessionInfo]],
         start_point: Callable[[], int | None],
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(connection=connection, publish=publish, interval=interval,
                          monotonic=monotonic)
-        self._sessions = sessions
         self._start_point = start_point
+        self._due: dict[str, SessionInfo] = {}  # ended sessions not swept yet
         self._swept: dict[str, None] = {}
 
+    def note(self, sessions: list[SessionInfo]) -> None:
+        """Sessions that changed (discovery's change feed): those that ended become due."""
+        for session in sessions:
+            if session.status in ENDED and session.session_id not in self._swept:
+                self._due[session.session_id] = session
+
     async def poll_once(self) -> None:
-        """Sweep the sessions that ended since the last pass."""
+        """Sweep the sessions that ended since the start point and were not swept yet."""
         start = self._start_point()
         if start is None:
             return  # the task facts have not placed their start point yet
-        for session in self._sessions():
+        for session_id, session in list(self._due.items()):
             ended = session.ended_at
-            due = session.status in ENDED and ended is not None and ended >= start
-            if due and session.session_id not in self._swept:
-                await self._sweep(session.session_id)
+            if ended is not None and ended >= start:
+                await self._sweep(session_id)
+            del self._due[session_id]
 
     async def _page(self, session_id: str, page: int) -> Any:
         return await self.connection.unary(

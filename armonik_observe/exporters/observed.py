@@ -19,6 +19,8 @@ from armonik_observe.pipeline import Batch
 _TERMINAL_NAMES = frozenset(status.name for status in TERMINAL_TASK_STATUSES)
 # Completion rate for the ETA is measured over this much recent history.
 ETA_WINDOW_US = 300_000_000
+ENDED_KEPT = 10_000
+_ACTIVE_SESSION = frozenset({"RUNNING", "PAUSED"})
 
 
 @dataclass(slots=True)
@@ -53,7 +55,10 @@ class SessionProgress:
 class ObservedState:
     """What the last polls said; replaced wholesale by each new answer."""
 
+    # Sessions the events may name: active ones, and the latest ended ones (their last events
+    # arrive after they end), at most ENDED_KEPT of those.
     sessions: dict[str, SessionInfo] = field(default_factory=dict)
+    session_totals: dict[str, int] = field(default_factory=dict)
     partitions: dict[str, PartitionInfo] = field(default_factory=dict)
     partition_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     session_counts: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -64,7 +69,9 @@ class ObservedState:
     def update(self, batch: Batch) -> None:
         """Fold a batch's polled records in."""
         if batch.sessions:
-            self.sessions = {s.session_id: s for s in batch.sessions}
+            self._update_sessions(batch.sessions)
+        if batch.session_totals is not None:
+            self.session_totals = batch.session_totals
         if batch.partitions:
             self.partitions = {p.partition_id: p for p in batch.partitions}
         if batch.counts:
@@ -73,6 +80,15 @@ class ObservedState:
             self.health[sample.service] = sample
         if batch.versions is not None:
             self.versions = batch.versions
+
+    def _update_sessions(self, changed: list[SessionInfo]) -> None:
+        sessions = self.sessions
+        for session in changed:
+            sessions.pop(session.session_id, None)  # re-inserted last: ended ones leave in order
+            sessions[session.session_id] = session
+        ended = [k for k, s in sessions.items() if s.status not in _ACTIVE_SESSION]
+        for session_id in ended[: max(0, len(ended) - ENDED_KEPT)]:
+            del sessions[session_id]
 
     def _update_counts(self, counts: list[StatusCounts]) -> None:
         partitions = {c.key: dict(c.counts) for c in counts if c.scope == "partition"}

@@ -89,8 +89,7 @@ class StateMetrics(Collector):
 
     def _sessions(self) -> Family:
         counts: dict[str, int] = dict.fromkeys(SESSION_STATUSES, 0)
-        for session in self._state.sessions.values():
-            counts[session.status] = counts.get(session.status, 0) + 1
+        counts.update(self._state.session_totals)
         return family("armonik_sessions", [((s,), float(n)) for s, n in counts.items()])
 
     def _partitions(self) -> Iterator[Family]:

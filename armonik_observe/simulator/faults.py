@@ -1,5 +1,8 @@
 """Fault injection: failing and slow RPCs, cut streams, messy delivery, bad health, restarts.
 
+The interceptor that injects them sees every call, so it also counts them per RPC
+(`Simulator.calls`): what a client costs the control plane.
+
 A plan is parsed from `--faults`, e.g.
 `cut-after=500,unavailable=0.1@ListTasks,deadline=0.05,latency=20ms,duplicates=0.01,
 reorder=0.01,health=degraded@queue,restart=30/5`, or built in Python by tests. The plan stays
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,6 +140,7 @@ class FaultInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, plan: FaultPlan, rng: random.Random) -> None:
         self.plan = plan
         self._rng = rng
+        self.calls: Counter[str] = Counter()  # every call received, by RPC name
 
     async def intercept_service(
         self,
@@ -144,6 +149,7 @@ class FaultInterceptor(grpc.aio.ServerInterceptor):
     ) -> Any:
         handler = await continuation(handler_call_details)
         method = str(handler_call_details.method).rsplit("/", 1)[-1]
+        self.calls[method] += 1
         faults = self.plan.for_rpc(method)
         failure = self._draw_failure(faults)
         if handler is None or (failure is None and not faults.latency_s):

@@ -13,6 +13,7 @@ import contextlib
 import random
 import socket
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
@@ -118,6 +119,7 @@ class Simulator(AsyncService):
         if rate is not None:
             self.workload.set_stream_rate(rate)
         self._rng = random.Random(seed + 1)
+        self._interceptor = FaultInterceptor(self.faults, self._rng)
         self._server: grpc.aio.Server | None = None
         self._driver: asyncio.Task[None] | None = None
         self._restarter: asyncio.Task[None] | None = None
@@ -133,6 +135,11 @@ class Simulator(AsyncService):
         """The URL a client connects to, e.g. http://127.0.0.1:5001."""
         host = self._listen.rpartition(":")[0] or "127.0.0.1"
         return f"http://{host}:{self.port}"
+
+    @property
+    def calls(self) -> Counter[str]:
+        """Every call the server received, by RPC name (restarts included)."""
+        return self._interceptor.calls
 
     @property
     def target(self) -> str:
@@ -166,7 +173,7 @@ class Simulator(AsyncService):
     async def _serve(self, listen: str) -> None:
         _check_free(listen)
         server = grpc.aio.server(
-            interceptors=[FaultInterceptor(self.faults, self._rng)],
+            interceptors=[self._interceptor],
             options=[("grpc.so_reuseport", 0), ("grpc.max_send_message_length", 64 << 20)],
         )
         self._register(server)
