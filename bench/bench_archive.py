@@ -74,7 +74,7 @@ import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from armonik_observe.archive import arrow, columns, layout, maintenance, schema, segments
+from armonik_observe.archive import arrow, layout, maintenance, schema, segments
 from armonik_observe.archive import open as open_archive
 from armonik_observe.archive.writer import ArchiveSink, split_batch
 from armonik_observe.fact_columns import TaskFacts
@@ -770,8 +770,7 @@ def write_rows(write: dict[str, Any]) -> list[Row]:
     convert, parquet = write["alone_detailed"]["convert"], write["alone_detailed"]["write"]
     rows += [
         ratio_row("facts to Arrow alone: rows/s", convert["rows_per_s"], TARGET_ROWS_PER_S,
-                  verdict=f"{convert['us_per_row']:.2f} us/row, CPU {convert['cpu_s']:.2f}s, "
-                          f"{'in C' if write['accelerated'] else 'pyarrow: no C module'}"),
+                  verdict=f"{convert['us_per_row']:.2f} us/row, CPU {convert['cpu_s']:.2f}s"),
         ratio_row("write_segment alone: rows/s", parquet["rows_per_s"], TARGET_ROWS_PER_S,
                   verdict=f"{parquet['mb_per_s']:g} MB/s out, CPU {parquet['cpu_s']:.2f}s"),
         other_row("to Arrow + write alone: other processes' CPU",
@@ -978,7 +977,7 @@ def write_part(args: argparse.Namespace, run: Run, root: Path) -> Path | None:
     del records, summary_records
     run.phase("build facts")
     large = fresh_dir(root, "large")
-    write: dict[str, Any] = {"accelerated": columns.accelerated()}
+    write: dict[str, Any] = {}
     if not args.skip_write:
         print("write: facts_batches and write_segment alone ...", flush=True)
         alone = run.attempt("write_alone", convert_and_write, fresh_dir(root, "alone"),

@@ -344,8 +344,8 @@ are names. Unreadable segments are skipped with a warning. Row groups hold up to
 ids are stored DELTA_LENGTH_BYTE_ARRAY, times DELTA_BINARY_PACKED, measured durations
 BYTE_STREAM_SPLIT and everything else dictionary-encoded, with min/max statistics on scalar
 columns but ids and messages (DuckDB and Polars skip row groups on times, sessions, statuses).
-The exporter converts rows to Arrow in one thread (in C where `archive/_buffers.c` was
-built at install) while another writes the previous flush's segments.
+The exporter converts rows to Arrow (with pyarrow) in one thread while another writes the
+previous flush's segments.
 
 Read it with `armonik_observe.archive.open(DIR)`: `connect()` gives a DuckDB connection with one
 view per table below, and `<table>_raw` for each (every row as written); `lazy(table)` gives the
