@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_simulator
 	$(BIN)/python -m bench.bench_exporter
 	$(BIN)/python -m bench.bench_archive
+	$(BIN)/python -m bench.bench_archive_lag
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
