@@ -76,7 +76,8 @@ import pyarrow.compute as pc
 
 from armonik_observe.archive import arrow, layout, maintenance, schema, segments
 from armonik_observe.archive import open as open_archive
-from armonik_observe.archive.writer import ArchiveSink, split_batch
+from armonik_observe.archive.stages import split_batch
+from armonik_observe.archive.writer import ArchiveSink
 from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import TaskFact
 from armonik_observe.pipeline import Batch
