@@ -1,6 +1,7 @@
 """Compaction and retention never pull files from under a reader: what they supersede or drop is
 retired, readable by connections opened before for a grace period, skipped by new ones, then
-deleted. A crash between steps loses and duplicates nothing."""
+deleted; past the grace an old connection gets one clear error. A crash between steps loses and
+duplicates nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from test_archive_maintenance import DAY_S, VIEWS, every_view, replayed_archive
 from test_archive_writer import NOW_S, fact, full_batch, micros_columns, write
 
 from armonik_observe import archive
-from armonik_observe.archive import maintenance, retired
+from armonik_observe.archive import ArchiveError, maintenance, retired
 from armonik_observe.archive.upkeep import ArchiveUpkeep
 from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import SessionInfo
@@ -69,9 +70,10 @@ async def test_a_connection_held_across_compaction_and_retention_keeps_answering
 
         assert report.merged and expired
         assert on_disk(directory) >= written  # nothing deleted yet
-        # The held connection answers as before, every view.
+        # The held connection answers as before, every view, and through Polars too.
         assert held_rows(held) == before
         assert held.query("SELECT count(*) FROM tasks_raw") == tasks_before
+        assert held.lazy("tasks").collect().height == len(before["tasks"])
 
         # A new connection sees the compacted archive without the old session, once each.
         fresh = every_view(directory)
@@ -87,6 +89,11 @@ async def test_a_connection_held_across_compaction_and_retention_keeps_answering
         assert set(purged.removed) == written - on_disk(directory) and purged.removed
         assert not (directory / "tasks" / "session_id=old").exists()
 
+        with pytest.raises(ArchiveError, match="reopen the archive") as raised:
+            held.query("SELECT count(*) FROM tasks")
+        assert "\n" not in str(raised.value) and raised.value.__cause__ is None
+        with pytest.raises(ArchiveError, match="reopen the archive"):
+            held.lazy("tasks")
     assert every_view(directory) == fresh
 
 
@@ -123,6 +130,8 @@ async def test_upkeep_takes_its_grace_and_clock(tmp_path: Path) -> None:
         upkeep.once()
         live = {path for view in VIEWS for path in archive.open(directory).files(view)}
         assert on_disk(directory) == live  # the retired files are gone
+        with pytest.raises(ArchiveError, match="reopen the archive"):
+            held.query("SELECT count(*) FROM tasks")
     assert retired.read(directory) == {}
     assert upkeep.stats["tasks"].files == len(archive.open(directory).files("tasks"))
 
