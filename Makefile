@@ -6,12 +6,12 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 # `make bench` runs `python -m bench.NAME $(BENCH_ARGS)` for each NAME, in this order; every
 # benchmark takes --quick for a short run: `make bench BENCH_ARGS=--quick`.
-BENCHMARKS := bench_simulator bench_exporter bench_archive
+BENCHMARKS := bench_simulator bench_exporter bench_archive bench_archive_lag
 BENCH_ARGS ?=
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml setup.py armonik_observe/archive/_buffers.c
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -113,7 +113,7 @@ _EXPORTER_SETTINGS = (
     "session_interval", "session_resync_interval", "count_interval", "health_interval",
     "facts_interval", "facts_overlap", "backfill", "clock_skew", "max_followed_sessions",
     "max_tracked_tasks", "stuck_threshold", "max_event_lag", "rpc_timeouts",
-    "archive_flush_interval", "archive_retention", "core_compat",
+    "archive_flush_interval", "archive_retention", "archive_grace", "core_compat",
 )
 _exporter_options = _options(
     click.option("-c", "--config", type=_file, callback=_load_config, is_eager=True,

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from armonik_observe.archive.retired import DEFAULT_GRACE
 from armonik_observe.collectors.channel import Endpoint, EndpointError, TlsFiles, parse_endpoint
 from armonik_observe.simulator.builtin import BUILTIN, builtin_scenario
 from armonik_observe.simulator.faults import FaultPlan, parse_faults
@@ -122,6 +123,9 @@ class ServeSettings:
                                                  "may lose).")
     archive_retention: timedelta | None = field(default=None, metadata={
         "help": "Remove archive partitions older than this, e.g. 30d or 12h.", "cli_type": str})
+    archive_grace: timedelta = field(default=DEFAULT_GRACE, metadata={
+        "help": "How long files that compaction or retention replace stay readable for "
+                "readers opened before, e.g. 1h or 30m.", "cli_type": str, "cli_default": "1h"})
     core_compat: bool = setting(True, "Also expose the official exporter's "
                                       "armonik_*_tasks_<status> names.")
 
@@ -152,12 +156,15 @@ class ServeSettings:
         client_certificate: Path | None = None,
         client_key: Path | None = None,
         archive_retention: str | timedelta | None = None,
+        archive_grace: str | timedelta = "1h",
         rpc_timeout: tuple[str, ...] | list[str] = (),
         **options: Any,
     ) -> ServeSettings:
         """Validate raw option values into settings."""
         if isinstance(archive_retention, str):
             archive_retention = parse_duration(archive_retention, "--archive-retention")
+        if isinstance(archive_grace, str):
+            archive_grace = parse_duration(archive_grace, "--archive-grace")
         try:
             parsed = parse_endpoint(endpoint)
         except EndpointError as error:
@@ -174,7 +181,8 @@ class ServeSettings:
             raise SettingsError("TLS files were given but --endpoint is http://; use https://")
         if rpc_timeout:
             options["rpc_timeouts"] = parse_rpc_timeouts(rpc_timeout)
-        return cls(endpoint=parsed, tls=tls, archive_retention=archive_retention, **options)
+        return cls(endpoint=parsed, tls=tls, archive_retention=archive_retention,
+                   archive_grace=archive_grace, **options)
 
 
 # What the demo changes: it polls a small simulated plane often, so its metrics move while you

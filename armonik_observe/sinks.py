@@ -22,7 +22,7 @@ def archive(settings: ServeSettings) -> Sink | None:
     if settings.archive is None:
         return None
     return ArchiveOutput(settings.archive, flush_interval=settings.archive_flush_interval,
-                         retention=settings.archive_retention)
+                         retention=settings.archive_retention, grace=settings.archive_grace)
 
 
 SINK_FACTORIES: tuple[SinkFactory, ...] = (archive,)

@@ -20,8 +20,7 @@ import pyarrow.compute as pc
 import pytest
 
 from armonik_observe import archive
-from armonik_observe.archive import ArchiveError, ArchiveSink, ResultRecord, layout
-from armonik_observe.archive import writer as writer_module
+from armonik_observe.archive import ArchiveError, ArchiveSink, ResultRecord, layout, segments
 from armonik_observe.fact_columns import CORE_COLUMNS, TaskFacts
 from armonik_observe.model import (
     EventKind,
@@ -291,14 +290,14 @@ async def test_no_checkpoint_passes_rows_a_failed_write_put_back_after_a_later_d
     directory = tmp_path / "a"
     sink = ArchiveSink(directory, flush_interval=3600)
     gate = threading.Event()
-    real_write = writer_module.segments.write_segment
+    real_write = segments.write_segment
 
     def gated_write(spec: Any, partition: Path, table: pa.Table, *rest: Any) -> Path:
         if "s-bad" in partition.name:
             assert gate.wait(10)
         return real_write(spec, partition, table, *rest)
 
-    monkeypatch.setattr(writer_module.segments, "write_segment", gated_write)
+    monkeypatch.setattr(segments, "write_segment", gated_write)
     blocker = layout.partition_dir(directory, "tasks", "session_id", "s-bad")
     blocker.parent.mkdir(parents=True)
     blocker.write_text("not a directory")
@@ -331,7 +330,7 @@ async def test_one_write_in_flight_and_segments_in_drain_order(
     sink = ArchiveSink(directory, flush_interval=3600)
     in_flight: list[str] = []
     overlaps: list[list[str]] = []
-    real_write = writer_module.segments.write_segment
+    real_write = segments.write_segment
 
     def tracked_write(spec: Any, partition: Path, table: pa.Table, *rest: Any) -> Path:
         in_flight.append(partition.name)
@@ -341,7 +340,7 @@ async def test_one_write_in_flight_and_segments_in_drain_order(
         finally:
             in_flight.remove(partition.name)
 
-    monkeypatch.setattr(writer_module.segments, "write_segment", tracked_write)
+    monkeypatch.setattr(segments, "write_segment", tracked_write)
     for n in range(6):
         sink.consume(facts_batch(fact(n, session=f"s-{n}")))
         await sink._hand_off()

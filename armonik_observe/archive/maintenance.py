@@ -1,16 +1,15 @@
 """Archive upkeep: compaction, retention and exports. Run it from one process at a time.
 
 Compaction writes the merged segment (naming the segments it replaces in its metadata), renames
-it into place, then deletes the inputs: readers hide replaced segments from the rename on, so a
-crash at any point loses nothing and duplicates nothing. Readers holding a connection made before
-a compaction or retention may find a file gone; a new connection sees the new files.
+it into place, then retires the inputs: readers hide replaced segments from the rename on, so a
+crash at any point loses nothing and duplicates nothing. Retention retires whole partitions.
+Retired segments stay where they are for a grace period (retired.py): a connection made before
+keeps reading them, a new one skips them; each pass then deletes those retired `grace` ago.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,8 +21,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from armonik_observe.archive import layout, reader, views
+from armonik_observe.archive import layout, reader, retired, views
 from armonik_observe.archive.layout import ArchiveError
+from armonik_observe.archive.retired import DEFAULT_GRACE
 from armonik_observe.archive.schema import TABLES, TableSpec
 from armonik_observe.archive.segments import (
     STRAY_TMP_SECONDS,
@@ -42,37 +42,54 @@ EXPORT_BATCH_ROWS = 65_536
 class CompactionReport:
     """What a compaction did."""
 
-    merged: int = 0  # input segments merged (and deleted)
+    merged: int = 0  # input segments merged (and retired)
     written: int = 0  # merged segments written
     bytes_before: int = 0
     bytes_after: int = 0
     rows_before: int = 0
     rows_after: int = 0  # fewer when duplicate tasks or results were dropped
-    removed: list[Path] = field(default_factory=list)  # leftovers of earlier interruptions
+    retired: list[Path] = field(default_factory=list)  # superseded segments, readable for now
+    removed: list[Path] = field(default_factory=list)  # purged past their grace; stray .tmp
 
 
 # -- compaction -------------------------------------------------------------------------------
 
 
 def compact(directory: Path, *, min_bytes: int = MIN_BYTES,
-            max_merge_bytes: int = MAX_MERGE_BYTES) -> CompactionReport:
-    """Merge each partition's segments smaller than `min_bytes`, deduplicating tasks and results."""
+            max_merge_bytes: int = MAX_MERGE_BYTES, grace: timedelta = DEFAULT_GRACE,
+            now: datetime | None = None) -> CompactionReport:
+    """Merge each partition's segments smaller than `min_bytes`, deduplicating tasks and results.
+
+    The inputs are retired at `now` (default: the current time), and so stay readable by
+    connections made before for `grace`; segments retired `grace` before `now` are deleted.
+    """
     layout.check_marker(directory)
-    index, report = SegmentIndex(directory), CompactionReport()
+    now_us = retired.micros(now or datetime.now(UTC))
+    report = CompactionReport(removed=retired.purge(directory, grace, now_us))
+    index, gone = SegmentIndex(directory), retired.read(directory)
+    superseded: list[Path] = []
     for table in TABLES:
         for partition in layout.partitions(directory, table.name):
-            _compact_partition(index, table, partition, min_bytes, max_merge_bytes, report)
+            superseded += _compact_partition(index, table, partition, gone, min_bytes,
+                                             max_merge_bytes, report)
+    # One ledger write for the pass: until it lands, the merged segments hide their inputs.
+    report.retired = retired.retire(directory, superseded, now_us)
     return report
 
 
-def _compact_partition(index: SegmentIndex, table: TableSpec, partition: Path, min_bytes: int,
-                       max_merge_bytes: int, report: CompactionReport) -> None:
-    live, superseded = index.partition_listing(table, partition)
-    report.removed += _remove([s.path for s in superseded])
+def _compact_partition(index: SegmentIndex, table: TableSpec, partition: Path,
+                       gone: dict[str, int], min_bytes: int, max_merge_bytes: int,
+                       report: CompactionReport) -> list[Path]:
+    """Merge one partition's small segments; return the segments superseded, to retire."""
+    live, superseded = index.partition_listing(table, partition, gone)
+    # Superseded and not retired yet: left by a compaction stopped before its ledger write.
+    replaced = [s.path for s in superseded]
     report.removed += _remove(list(stray_tmp_files(partition, time.time() - STRAY_TMP_SECONDS)))
     small = [segment for segment in live if segment.size < min_bytes]
     for bundle in _bundles(small, max_merge_bytes):
         _merge(table, partition, bundle, report)
+        replaced += [segment.path for segment in bundle]
+    return replaced
 
 
 def _bundles(segments: list[Segment], limit: int) -> Iterator[list[Segment]]:
@@ -97,7 +114,6 @@ def _merge(table: TableSpec, partition: Path, bundle: list[Segment],
         merged = _deduplicate(table, merged)
     path = write_segment(table, partition, merged,
                          replaces=tuple(s.path.name for s in bundle))
-    report.removed += _remove([segment.path for segment in bundle])
     report.merged += len(bundle)
     report.written += 1
     report.bytes_before += sum(segment.size for segment in bundle)
@@ -139,34 +155,46 @@ def _remove(paths: list[Path]) -> list[Path]:
 # -- retention --------------------------------------------------------------------------------
 
 
-def apply_retention(directory: Path, older_than: timedelta,
-                    now: datetime | None = None) -> list[Path]:
-    """Delete the partitions whose newest row was observed before `now - older_than`.
+def apply_retention(directory: Path, older_than: timedelta, now: datetime | None = None, *,
+                    grace: timedelta = DEFAULT_GRACE) -> list[Path]:
+    """Retire the partitions whose newest row was observed before `now - older_than`.
 
     A partition is dated by the newest value of its table's observation column (observed_at, or
     last_seen for sessions) from the segments' Parquet statistics, not by file times, which copies
-    and compaction reset; a segment without statistics, or unreadable, counts by its mtime.
+    and compaction reset; a segment without statistics, or unreadable, counts by its mtime. Its
+    segments are retired, so stay readable by connections made before for `grace`; segments
+    retired `grace` before `now` are deleted. Segments written later make a partition anew.
     """
     layout.check_marker(directory)
-    cutoff = _micros((now or datetime.now(UTC)) - older_than)
-    index, removed = SegmentIndex(directory), []
+    now_us = retired.micros(now or datetime.now(UTC))
+    cutoff = now_us - older_than // timedelta(microseconds=1)
+    retired.purge(directory, grace, now_us)
+    index, gone = SegmentIndex(directory), retired.read(directory)
+    expired: list[Path] = []
+    dropped: list[Path] = []
     for table in TABLES:
         for partition in layout.partitions(directory, table.name):
-            if _newest_us(index, table, partition) < cutoff:
-                _remove_tree(partition)
-                removed.append(partition)
-    return removed
+            files = [path for path in _files(partition)
+                     if path.relative_to(directory).as_posix() not in gone]
+            if files and _newest_us(index, table, files) < cutoff:
+                expired.append(partition)
+                dropped += [path for path in files if path.suffix == layout.SEGMENT_SUFFIX]
+    retired.retire(directory, dropped, now_us)
+    return expired
 
 
-def _remove_tree(partition: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):  # removed meanwhile
-        shutil.rmtree(partition)
+def _files(partition: Path) -> list[Path]:
+    """The segments and in-flight writes of a partition."""
+    try:
+        return [*layout.segment_files(partition), *layout.tmp_files(partition)]
+    except FileNotFoundError:  # purged meanwhile
+        return []
 
 
-def _newest_us(index: SegmentIndex, table: TableSpec, partition: Path) -> int:
+def _newest_us(index: SegmentIndex, table: TableSpec, files: list[Path]) -> int:
     newest = 0
-    for path in [*layout.segment_files(partition), *layout.tmp_files(partition)]:
-        segment = index.check(table, path) if path.suffix == ".parquet" else None
+    for path in files:
+        segment = index.check(table, path) if path.suffix == layout.SEGMENT_SUFFIX else None
         observed = _column_max_us(path, table.observed_column) if segment else None
         newest = max(newest, observed if observed is not None else _mtime_us(path))
     return newest
@@ -200,12 +228,6 @@ def _mtime_us(path: Path) -> int:
         return path.stat().st_mtime_ns // 1000
     except FileNotFoundError:
         return 0
-
-
-def _micros(moment: datetime) -> int:
-    if moment.tzinfo is None:
-        raise ValueError("retention needs an aware datetime for `now`")
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 # -- exports ----------------------------------------------------------------------------------

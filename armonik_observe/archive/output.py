@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
+from armonik_observe.archive.retired import DEFAULT_GRACE
 from armonik_observe.archive.upkeep import ArchiveUpkeep
 from armonik_observe.archive.writer import ArchiveSink
 from armonik_observe.exporters.exposition import Family
@@ -28,10 +29,11 @@ class ArchiveOutput:
     needs = Needs(detailed_facts=True, results=True, all_events=True)
 
     def __init__(self, directory: Path, *, flush_interval: float = 5.0,
-                 retention: timedelta | None = None, stop_timeout: float = 30.0) -> None:
+                 retention: timedelta | None = None, grace: timedelta = DEFAULT_GRACE,
+                 stop_timeout: float = 30.0) -> None:
         self.writer = ArchiveSink(directory, flush_interval=flush_interval,
                                   stop_timeout=stop_timeout)
-        self.upkeep = ArchiveUpkeep(directory, retention=retention)
+        self.upkeep = ArchiveUpkeep(directory, retention=retention, grace=grace)
         self._stop_upkeep = asyncio.Event()
         self._upkeep: asyncio.Task[None] | None = None
 

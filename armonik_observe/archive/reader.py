@@ -2,12 +2,15 @@
 
 Each connection sees the segments that existed when it was made: a snapshot, never a lock, so
 readers never wait on the writer (which holds no database file open) and the writer never waits
-on readers.
+on readers. Segments that compaction or retention retire stay readable for a grace period
+(retired.py), so a snapshot keeps answering that long; after it, `query` and `lazy` say to
+reopen the archive.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,9 @@ from armonik_observe.archive import layout, views
 from armonik_observe.archive.layout import ArchiveError
 from armonik_observe.archive.schema import TABLES, TableSpec, empty_table, spec
 from armonik_observe.archive.segments import SegmentIndex
+
+# The segments a connection reads, by table.
+Snapshot = dict[str, list[Path]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,7 @@ class Archive:
         self.directory = directory
         self._index = SegmentIndex(directory)
         self._connection: duckdb.DuckDBPyConnection | None = None
+        self._snapshot: Snapshot | None = None  # the files the `with` block's connection reads
 
     @property
     def warnings(self) -> list[str]:
@@ -56,13 +63,19 @@ class Archive:
         """The readable segments of a table, as of now."""
         return [segment.path for segment in self._index.segments(spec(table))]
 
+    def _listing(self) -> Snapshot:
+        return {table.name: self.files(table.name) for table in TABLES}
+
     # -- DuckDB ----------------------------------------------------------------------------
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         """A new in-memory DuckDB connection with every view; the caller closes it."""
+        return self._connect(self._listing())
+
+    def _connect(self, snapshot: Snapshot) -> duckdb.DuckDBPyConnection:
         connection = duckdb.connect(":memory:")
         try:
-            self.install(connection)
+            self._install(connection, snapshot)
         except BaseException:
             connection.close()
             raise
@@ -70,14 +83,19 @@ class Archive:
 
     def install(self, connection: duckdb.DuckDBPyConnection) -> None:
         """Create the `<table>_raw` relations and the views in a DuckDB connection."""
+        self._install(connection, self._listing())
+
+    def _install(self, connection: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
         connection.execute("SET TimeZone = 'UTC'")
         for table in TABLES:
-            self._install_raw(connection, table)
+            self._install_raw(connection, table, snapshot[table.name])
         views.install(connection, tuple(table.name for table in TABLES))
 
-    def _install_raw(self, connection: duckdb.DuckDBPyConnection, table: TableSpec) -> None:
+    @staticmethod
+    def _install_raw(connection: duckdb.DuckDBPyConnection, table: TableSpec,
+                     paths: list[Path]) -> None:
         name = f"{table.name}_raw"
-        files = [str(path) for path in self.files(table.name)]
+        files = [str(path) for path in paths]
         if not files:
             connection.register(name, empty_table(table.name))
             return
@@ -86,46 +104,76 @@ class Archive:
         relation.to_view(name)
 
     def __enter__(self) -> Archive:
+        """Open one connection, and a snapshot that `query` and `lazy` read until the exit."""
         if self._connection is not None:
             raise ArchiveError(f"the archive at {self.directory} is already open")
-        self._connection = self.connect()
+        snapshot = self._listing()
+        self._connection = self._connect(snapshot)
+        self._snapshot = snapshot
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._snapshot = self._connection, None, None
         if connection is not None:
             connection.close()
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
-        """The connection owned by a `with` block."""
+        """The connection owned by a `with` block (DuckDB's own errors: see `query`)."""
         if self._connection is None:
             raise ArchiveError("Archive.connection exists only inside `with archive:`; "
                                "use connect() otherwise")
         return self._connection
 
     def query(self, sql: str, parameters: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        """Run one parameterised query and return its rows."""
-        with self._borrowed() as connection:
-            return connection.execute(sql, parameters or []).fetchall()
+        """Run one parameterised query and return its rows.
+
+        ArchiveError when the snapshot it reads lost segments that upkeep deleted once their
+        grace period was over: reopen the archive.
+        """
+        with self._borrowed() as (connection, snapshot):
+            try:
+                return connection.execute(sql, parameters or []).fetchall()
+            except duckdb.IOException:
+                self._check(itertools.chain.from_iterable(snapshot.values()))
+                raise
 
     @contextmanager
-    def _borrowed(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if self._connection is not None:
-            yield self._connection
+    def _borrowed(self) -> Iterator[tuple[duckdb.DuckDBPyConnection, Snapshot]]:
+        if self._connection is not None and self._snapshot is not None:
+            yield self._connection, self._snapshot
             return
-        connection = self.connect()
+        snapshot = self._listing()
+        connection = self._connect(snapshot)
         try:
-            yield connection
+            yield connection, snapshot
         finally:
             connection.close()
+
+    def _check(self, paths: Iterable[Path]) -> None:
+        """Raise the one error that says to reopen when some of `paths` were deleted."""
+        missing = sum(1 for path in paths if not path.exists())
+        if missing:
+            raise ArchiveError(
+                f"{self.directory}: {missing} segment(s) this connection reads were deleted "
+                "after compaction or retention retired them (their grace period is over); "
+                "reopen the archive") from None
 
     # -- Polars and summaries --------------------------------------------------------------
 
     def lazy(self, table: str, *, raw: bool = False) -> pl.LazyFrame:
-        """A Polars LazyFrame of a table; entity tables deduplicated as their view unless raw."""
-        files = [str(path) for path in self.files(table)]
+        """A Polars LazyFrame of a table; entity tables deduplicated as their view unless raw.
+
+        Inside `with`, of the snapshot (ArchiveError once it lost segments: reopen); otherwise
+        of the segments of now.
+        """
+        if self._snapshot is None:
+            paths = self.files(table)
+        else:
+            paths = self._snapshot[spec(table).name]
+            self._check(paths)
+        files = [str(path) for path in paths]
         if files:
             frame = pl.scan_parquet(files, hive_partitioning=False, missing_columns="insert")
         else:

@@ -333,6 +333,7 @@ post-mortem analysis with DuckDB or Polars:
 
 ```
 DIR/.armonik-observe-archive                        marker: JSON with the format version
+DIR/.retired.json                                   segments retired by upkeep, with the time
 DIR/<table>/session_id=<escaped id>/part-*.parquet  tasks, events, sessions, results
 DIR/<table>/date=YYYY-MM-DD/part-*.parquet          task_counts, health (UTC day)
 ```
@@ -344,8 +345,8 @@ are names. Unreadable segments are skipped with a warning. Row groups hold up to
 ids are stored DELTA_LENGTH_BYTE_ARRAY, times DELTA_BINARY_PACKED, measured durations
 BYTE_STREAM_SPLIT and everything else dictionary-encoded, with min/max statistics on scalar
 columns but ids and messages (DuckDB and Polars skip row groups on times, sessions, statuses).
-The exporter converts rows to Arrow in one thread (in C where `archive/_buffers.c` was
-built at install) while another writes the previous flush's segments.
+The exporter converts rows to Arrow (with pyarrow) in one thread while another writes the
+previous flush's segments.
 
 Read it with `armonik_observe.archive.open(DIR)`: `connect()` gives a DuckDB connection with one
 view per table below, and `<table>_raw` for each (every row as written); `lazy(table)` gives the
@@ -363,6 +364,17 @@ same rows as a Polars LazyFrame.
 Retention (`maintenance.apply_retention`) dates a partition by the newest value of its
 observation column (observed_at, or last_seen for sessions) read from Parquet statistics, not by
 file modification times, which copies and compaction reset.
+
+Compaction (`maintenance.compact`: a partition's small segments merged into one that names them)
+and retention never pull files from under a reader. What they supersede or drop is retired:
+listed in `.retired.json` and left in place for a grace period (`grace` of `ArchiveUpkeep`,
+`compact` and `apply_retention`; `serve --archive-grace`, an hour by default). A connection
+opened before keeps answering with the same rows; one opened after skips retired segments, so no
+row counts twice; upkeep deletes them once the grace is over. Past it, `query()` and `lazy()` of
+an archive held open (`with archive.open(DIR) as a:`) raise one ArchiveError that says to reopen
+the archive (its raw DuckDB connection raises DuckDB's IOException). A crash at any step loses
+and duplicates nothing: a merged segment hides its inputs from the moment it appears, before the
+ledger retires them, and files are deleted before their ledger entries.
 """
 
 

@@ -4,7 +4,7 @@ A segment is readable when its Parquet footer parses and its columns are declare
 declared types, the partition key among them. An unreadable one is reported by name and skipped,
 so one bad file never breaks every query. A segment written by compaction names the segments it
 replaces in its metadata; those are hidden from the moment it appears, so a compaction
-interrupted before deleting them duplicates nothing.
+interrupted before retiring them duplicates nothing. Retired segments (retired.py) are skipped.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from armonik_observe.archive import layout
+from armonik_observe.archive import layout, retired
 from armonik_observe.archive.schema import TableSpec
 
 log = logging.getLogger(__name__)
@@ -52,25 +52,32 @@ class SegmentIndex:
         self._verdicts: dict[_Key, Segment | None] = {}
 
     def segments(self, table: TableSpec) -> list[Segment]:
-        """The readable, not superseded segments of a table, partition by partition."""
+        """The live (readable, neither superseded nor retired) segments of a table."""
+        gone = retired.read(self.directory)  # once for every partition
         found: list[Segment] = []
         for partition in layout.partitions(self.directory, table.name):
-            found.extend(self.partition_segments(table, partition))
+            found.extend(self.partition_listing(table, partition, gone)[0])
         return found
 
-    def partition_segments(self, table: TableSpec, partition: Path) -> list[Segment]:
-        """The readable, not superseded segments of one partition."""
-        return self.partition_listing(table, partition)[0]
+    def partition_listing(self, table: TableSpec, partition: Path,
+                          gone: Mapping[str, int]) -> tuple[list[Segment], list[Segment]]:
+        """The live segments of a partition, and those superseded by a compacted one.
 
-    def partition_listing(self, table: TableSpec,
-                          partition: Path) -> tuple[list[Segment], list[Segment]]:
-        """The live segments of a partition, and those superseded by a compacted one."""
+        Live segments are neither superseded nor retired (in `gone`, from retired.read). A
+        superseded segment may be retired already, or not yet if a compaction stopped between.
+        """
         self._report_stray_tmp(partition)
         checked = [self.check(table, path) for path in _listing(partition)]
         readable = [segment for segment in checked if segment is not None]
+        # Retired segments still name what they replaced: a compaction merged in turn never
+        # brings back the inputs of the one before.
         hidden = {name for segment in readable for name in segment.replaces}
-        live = [s for s in readable if s.path.name not in hidden]
+        live = [s for s in readable
+                if s.path.name not in hidden and self._relative(s.path) not in gone]
         return live, [s for s in readable if s.path.name in hidden]
+
+    def _relative(self, path: Path) -> str:
+        return path.relative_to(self.directory).as_posix()
 
     def check(self, table: TableSpec, path: Path) -> Segment | None:
         """The segment at `path`, or None (with a warning) when it cannot be read."""
@@ -134,7 +141,11 @@ def write_segment(spec: TableSpec, partition: Path, table: pa.Table,
 
 def stray_tmp_files(partition: Path, horizon: float) -> Iterator[Path]:
     """The `.tmp` files of a partition last written before `horizon` (epoch seconds)."""
-    for path in layout.tmp_files(partition):
+    try:
+        found = layout.tmp_files(partition)
+    except FileNotFoundError:  # an expired partition, emptied and removed since the listing
+        return
+    for path in found:
         try:
             if path.stat().st_mtime < horizon:
                 yield path
@@ -146,7 +157,7 @@ def _listing(partition: Path) -> list[Path]:
     try:
         return layout.segment_files(partition)
     except FileNotFoundError:
-        return []  # removed by retention since the partition listing
+        return []  # an expired partition, emptied and removed since the partition listing
 
 
 def _incompatibility(table: TableSpec, schema: pa.Schema) -> str:

@@ -23,7 +23,8 @@ from typing import Any
 import pyarrow as pa
 
 from armonik_observe.archive import arrow, layout, schema, segments
-from armonik_observe.archive.writer import ArchiveSink, split_batch
+from armonik_observe.archive.stages import split_batch
+from armonik_observe.archive.writer import ArchiveSink
 from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.pipeline import Batch
 from bench.archive.facts import MICROS, rate_figures, row_count
