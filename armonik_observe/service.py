@@ -237,6 +237,7 @@ class Exporter(AsyncService):
             stuck=self._stuck_tasks(),
             lag_seconds=streams.lag_by_session(),
             collector_errors=errors,
+            asyncio_tasks=_asyncio_tasks(),
         )
 
     def _stuck_tasks(self) -> dict[tuple[str, str], int]:
@@ -255,3 +256,11 @@ class Exporter(AsyncService):
                 tally[(partition, status.name)] += count
         self._stuck = (now, dict(tally))
         return self._stuck[1]
+
+
+def _asyncio_tasks() -> int:
+    """Tasks alive on the running loop (0 when read outside one)."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from armonik_observe.archive.layout import ArchiveError
 from armonik_observe.archive.maintenance import apply_retention, compact
+from armonik_observe.archive.memory import release_free_memory
 from armonik_observe.archive.reader import TableStats
 from armonik_observe.archive.reader import open as open_archive
 from armonik_observe.archive.retired import DEFAULT_GRACE
@@ -62,3 +63,4 @@ class ArchiveUpkeep:
             self.removed_partitions += len(expired)
         compact(self.directory, grace=self.grace, now=now)
         self.stats = open_archive(self.directory).stats()
+        release_free_memory()  # a merge's buffers, not kept until the next one

@@ -44,6 +44,7 @@ class SelfStatus:
     stuck: Mapping[tuple[str, str], int] = field(default_factory=dict)
     lag_seconds: Mapping[str, float] = field(default_factory=dict)
     collector_errors: Mapping[str, int] = field(default_factory=dict)
+    asyncio_tasks: int = 0
 
 
 class SelfMetrics(Collector):
@@ -75,6 +76,7 @@ class SelfMetrics(Collector):
         stuck = [(labels, float(count)) for labels, count in sorted(status.stuck.items())]
         yield family("armonik_tasks_stuck", stuck)
         yield family("armonik_observe_collector_errors", _by_label(status.collector_errors))
+        yield family("armonik_observe_asyncio_tasks", [((), float(status.asyncio_tasks))])
 
 
 class FamilySource(Collector):
