@@ -7,8 +7,10 @@ from lists); what has not ended never expires; a never-ending scenario holds a b
 from __future__ import annotations
 
 import gc
+import re
 import tracemalloc
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -25,9 +27,12 @@ from armonik.protogen.common import sessions_fields_pb2 as sfields
 from armonik.protogen.common import tasks_common_pb2 as tpb
 from conftest import START_US
 from exporter_harness import ended_by_labels, exporter_for, sample, settle, wait_until
+from test_cli_simulate import assert_one_line_error, run_cli
 
 from armonik_observe.collectors import requests
+from armonik_observe.config import DEMO_DEFAULTS, SettingsError, SimulatorSettings
 from armonik_observe.exporters.state_metrics import TASK_STATUSES
+from armonik_observe.runner import build_simulator
 from armonik_observe.simulator.builtin import builtin_scenario
 from armonik_observe.simulator.clock import MICROS, ManualClock
 from armonik_observe.simulator.embedded import SimulatorThread
@@ -309,6 +314,36 @@ def assert_not_found(call: Any) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         call()
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+# ------------------------------------------------------------------------------------ --ttl
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("60s", 60), ("600", 600), ("0.5", 0.5),
+                                                ("10d", 864_000), ("2h", 7200)])
+def test_ttl_takes_seconds_or_a_duration(value: str, seconds: float) -> None:
+    settings = SimulatorSettings.build(scenario="steady", faults="", ttl=value)
+    assert settings.ttl == timedelta(seconds=seconds)
+    assert build_simulator(settings).plane.ttl_us == seconds * MICROS
+
+
+def test_the_default_ttl_is_a_real_planes_and_the_demo_is_shorter() -> None:
+    assert SimulatorSettings.build(scenario="demo", faults="").ttl == timedelta(days=10)
+    demo = SimulatorSettings.build(scenario="demo", faults="", ttl=DEMO_DEFAULTS["ttl"])
+    assert demo.ttl == timedelta(minutes=10)
+
+
+@pytest.mark.parametrize("value", ["0", "-5s", "ten", "10x", "", "nan", "99999999999d"])
+def test_a_bad_ttl_is_refused(value: str) -> None:
+    message = f"--ttl: expected positive seconds or a duration like 60s or 10d, got '{value}'"
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        SimulatorSettings.build(scenario="demo", faults="", ttl=value)
+
+
+@pytest.mark.parametrize("command", ["simulate", "demo"])
+def test_a_bad_ttl_gives_one_line_and_exit_2(command: str) -> None:
+    assert_one_line_error(run_cli(command, "--ttl", "soon", "--listen", "127.0.0.1:0"),
+                          "--ttl", "'soon'")
 
 
 async def test_a_real_time_plane_expires_after_its_scenario_is_over() -> None:
