@@ -93,7 +93,7 @@ def _settings_options(settings: type, *names: str) -> Callable[[F], F]:
 
 
 def _simulator_options(*, listen: bool) -> Callable[[F], F]:
-    names = ("scenario", "seed", "speed", "rate", "faults", "duration")
+    names = ("scenario", "seed", "speed", "rate", "faults", "duration", "ttl")
     return _settings_options(SimulatorSettings, *(("listen",) if listen else ()), *names)
 
 
@@ -157,7 +157,7 @@ def serve(duration: float | None, **options: Any) -> None:
 @_exporter_options
 def demo(listen: str, **options: Any) -> None:
     """Run the demo: the embedded simulator and the exporter in one process."""
-    simulator_keys = ("scenario", "seed", "speed", "rate", "faults", "duration")
+    simulator_keys = ("scenario", "seed", "speed", "rate", "faults", "duration", "ttl")
     simulator_options = {key: options.pop(key) for key in simulator_keys}
     simulator = _build(SimulatorSettings.build, listen="127.0.0.1:0", **simulator_options)
     # Validate the exporter options now, so bad input fails before anything starts.

@@ -18,6 +18,9 @@ from armonik_observe.collectors.channel import Endpoint, EndpointError, TlsFiles
 from armonik_observe.simulator.builtin import BUILTIN, builtin_scenario
 from armonik_observe.simulator.faults import FaultPlan, parse_faults
 from armonik_observe.simulator.scenario import Scenario, load_scenario_file
+from armonik_observe.simulator.store import DEFAULT_TTL_US
+
+DEFAULT_TTL = timedelta(microseconds=DEFAULT_TTL_US)
 
 
 class SettingsError(ValueError):
@@ -73,16 +76,25 @@ class SimulatorSettings:
         "cli_type": str})
     duration: float | None = setting(None, "Stop after this many seconds (default: until "
                                            "Ctrl-C).")
+    ttl: timedelta = field(default=DEFAULT_TTL, metadata={
+        "help": "How long the plane keeps a task after it ends (simulated time), as a real "
+                "one's TTL does: seconds or a duration such as 60s or 10d.",
+        "cli_type": str, "cli_default": "10d"})
 
     @classmethod
-    def build(cls, *, scenario: str, faults: str, **options: Any) -> SimulatorSettings:
+    def build(
+        cls, *, scenario: str, faults: str, ttl: str | timedelta = DEFAULT_TTL, **options: Any
+    ) -> SimulatorSettings:
         """Validate raw option values into settings."""
         parse_listen(options.get("listen", cls.listen))
         for name in ("speed", "rate", "duration"):
             value = options.get(name)
             if value is not None and value <= 0:
                 raise SettingsError(f"--{name}: must be positive, got {value}")
-        return cls(scenario=resolve_scenario(scenario), faults=parse_faults(faults), **options)
+        if isinstance(ttl, str):
+            ttl = parse_seconds_or_duration(ttl, "--ttl")
+        return cls(scenario=resolve_scenario(scenario), faults=parse_faults(faults), ttl=ttl,
+                   **options)
 
 
 @dataclass(frozen=True)
@@ -191,6 +203,7 @@ DEMO_DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "listen": "127.0.0.1:9419", "archive": Path("demo-archive"), "speed": 5.0,
     "session_interval": 2.0, "count_interval": 2.0, "health_interval": 2.0,
     "facts_interval": 1.0, "archive_flush_interval": 2.0,
+    "ttl": "10m",  # its simulated plane forgets ended tasks soon, so a long demo stays small
 })
 
 
@@ -226,6 +239,15 @@ def parse_duration(value: str, option: str) -> timedelta:
         raise SettingsError(f"{option}: expected a positive duration like 30d or 12h, got "
                             f"{value!r}")
     return timedelta(seconds=float(number) * _UNITS[unit])
+
+
+def parse_seconds_or_duration(value: str, option: str) -> timedelta:
+    """Parse positive seconds (`600`, `0.5`) or a duration (`60s`, `10m`, `10d`)."""
+    try:
+        return parse_duration(value if value[-1:] in _UNITS else f"{value}s", option)
+    except (SettingsError, OverflowError):
+        raise SettingsError(f"{option}: expected positive seconds or a duration like 60s or "
+                            f"10d, got {value!r}") from None
 
 
 def load_config_file(path: Path) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def build_simulator(settings: SimulatorSettings) -> Simulator:
         rate=settings.rate,
         faults=settings.faults,
         record_events=False,
+        ttl=settings.ttl.total_seconds(),
     )
 
 

@@ -66,11 +66,16 @@ class ScaledClock:
 
 
 class Scheduler:
-    """A discrete-event agenda: callbacks ordered by simulated due time, then by insertion."""
+    """A discrete-event agenda: callbacks ordered by simulated due time, then by insertion.
+
+    Upkeep actions (data retention) run like any other but do not keep the scenario going:
+    `next_due` is None once only upkeep is left.
+    """
 
     def __init__(self, start_us: int) -> None:
-        self._heap: list[tuple[int, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._heap: list[tuple[int, int, Callable[..., None], tuple[Any, ...], bool]] = []
         self._seq = itertools.count()
+        self._upkeep = 0  # upkeep actions in the heap
         self.current_us = start_us
         self.in_action = False  # True while an action runs: its due time is "now"
         # Called when a new action becomes the earliest one, so a real-time driver can wake up.
@@ -81,14 +86,27 @@ class Scheduler:
 
     def at(self, due_us: int, action: Callable[..., None], *args: Any) -> None:
         """Run `action(*args)` at simulated time `due_us` (never before the current time)."""
-        due = max(due_us, self.current_us)
-        entry = (due, next(self._seq), action, args)
+        self._push(due_us, action, args, upkeep=False)
+
+    def upkeep_at(self, due_us: int, action: Callable[..., None], *args: Any) -> None:
+        """Like `at`, for an upkeep action: it runs on time but keeps no scenario going."""
+        self._upkeep += 1
+        self._push(due_us, action, args, upkeep=True)
+
+    def _push(
+        self, due_us: int, action: Callable[..., None], args: tuple[Any, ...], *, upkeep: bool
+    ) -> None:
+        entry = (max(due_us, self.current_us), next(self._seq), action, args, upkeep)
         heapq.heappush(self._heap, entry)
         if self.on_new_head is not None and self._heap[0] is entry:
             self.on_new_head()
 
     def next_due(self) -> int | None:
-        """Return the due time of the earliest pending action, if any."""
+        """Return the due time of the earliest pending action; None once only upkeep is left."""
+        return self._heap[0][0] if len(self._heap) > self._upkeep else None
+
+    def next_wake(self) -> int | None:
+        """Return the due time of the earliest pending action, upkeep included."""
         return self._heap[0][0] if self._heap else None
 
     def run_due(self, until_us: int, limit: int) -> int:
@@ -98,7 +116,8 @@ class Scheduler:
         self.in_action = True
         try:
             while heap and heap[0][0] <= until_us and ran < limit:
-                due, _, action, args = heapq.heappop(heap)
+                due, _, action, args, upkeep = heapq.heappop(heap)
+                self._upkeep -= upkeep
                 self.current_us = due
                 action(*args)
                 ran += 1

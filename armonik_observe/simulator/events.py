@@ -161,6 +161,8 @@ class EventBus:
         streams = self._streams.get(sub.session_id, [])
         if sub in streams:
             streams.remove(sub)
+            if not streams:
+                del self._streams[sub.session_id]
 
     def close_all(self) -> list[Subscription]:
         """Close every stream, as a server restart does; return the streams that were open."""

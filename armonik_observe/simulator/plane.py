@@ -20,8 +20,8 @@ from armonik_observe.model import (
     is_allowed_transition,
 )
 from armonik_observe.simulator import events as ev
+from armonik_observe.simulator.expiry import Retention, named_results
 from armonik_observe.simulator.records import SimResult, SimTask
-from armonik_observe.simulator.session_ops import SessionOperations
 from armonik_observe.simulator.store import (
     PlaneError,
     ResultSpec,
@@ -32,7 +32,7 @@ from armonik_observe.simulator.store import (
 __all__ = ["ControlPlane", "PlaneError", "ResultSpec", "TaskCreation"]
 
 
-class ControlPlane(SessionOperations):
+class ControlPlane(Retention):
     """Sessions, tasks and results, and the rules that change them."""
 
     def submit_tasks(
@@ -108,7 +108,9 @@ class ControlPlane(SessionOperations):
         if retry_of is not None:
             task.parent_task_ids = list(retry_of.parent_task_ids)
         self.tasks[task_id] = task
-        state.task_ids.append(task_id)
+        state.tasks[task_id] = task
+        for result_id in named_results(task):
+            self.results[result_id].task_refs += 1
         state.active += 1
         state.version += 1
         for result_id in task.expected_output_ids:
@@ -178,7 +180,8 @@ class ControlPlane(SessionOperations):
     def end(self, task: SimTask, status: TaskStatus, error: str = "") -> None:
         """Give a task its final status; outputs complete or abort, children follow."""
         task.ended_at = self.now()
-        self.ended.append(task)
+        self._index_end(task)
+        self._stop_waiting(task)
         task.output_success = status == TaskStatus.COMPLETED
         task.output_error = error
         if error:
@@ -199,6 +202,17 @@ class ControlPlane(SessionOperations):
         if status != TaskStatus.RETRIED:
             for result_id in task.expected_output_ids:
                 self._abort_result(self.results[result_id])
+
+    def _stop_waiting(self, task: SimTask) -> None:
+        """An ended task no longer waits for its inputs."""
+        if self._missing.pop(task.task_id, None) is None:
+            return
+        for result_id in task.data_dependencies:
+            waiting = self._waiting.get(result_id)
+            if waiting is not None and task.task_id in waiting:
+                waiting.remove(task.task_id)
+                if not waiting:
+                    del self._waiting[result_id]
 
     def _complete_outputs(self, task: SimTask, outputs: list[SimResult]) -> None:
         payload = self.results.get(task.payload_id)

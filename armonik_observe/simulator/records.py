@@ -132,6 +132,9 @@ class SimResult:
     data: bytes | None = None
     opaque_id: bytes = b""
     manual_deletion: bool = False
+    # Tasks the plane holds that name it (payload, output or input): retention keeps it while
+    # one does.
+    task_refs: int = 0
 
 
 def _span(start: Micros | None, end: Micros | None) -> Micros | None:

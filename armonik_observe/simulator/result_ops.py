@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from armonik_observe.model import ResultStatus, TaskStatus
+from armonik_observe.model import ResultStatus
 from armonik_observe.simulator import events as ev
 from armonik_observe.simulator.records import SimResult, SimTask
 from armonik_observe.simulator.store import PlaneError, PlaneStore, ResultSpec, SessionState
@@ -50,7 +50,7 @@ class ResultOperations(PlaneStore):
             result.data, result.size = data, len(data)
             result.status, result.completed_at = ResultStatus.COMPLETED, now
         self.results[result.result_id] = result
-        state.result_ids.append(result.result_id)
+        state.results[result.result_id] = result
         return result
 
     def _awaiting_data(self, session_id: str, result_id: str) -> SimResult:
@@ -104,10 +104,9 @@ class ResultOperations(PlaneStore):
         self._set_result_status(result, ResultStatus.COMPLETED)
         for task_id in self._waiting.pop(result.result_id, ()):
             self._missing[task_id] -= 1
-            task = self.tasks.get(task_id)
-            if self._missing[task_id] == 0 and task and task.status == TaskStatus.PENDING:
+            if self._missing[task_id] == 0:
                 del self._missing[task_id]
-                self._submit(task)
+                self._submit(self.tasks[task_id])
 
     def _abort_result(self, result: SimResult) -> None:
         if result.status != ResultStatus.CREATED:

@@ -4,6 +4,7 @@
         ...  # point a client at sim.endpoint
 
 With a `ManualClock`, nothing moves until the test calls `advance` or `run_until_idle`.
+Ended tasks expire `ttl` simulated seconds after they end (expiry.py), as on a real control plane.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from armonik_observe.simulator.profile import TaskProfile
 from armonik_observe.simulator.records import SimPartition, SimSession, SimTask
 from armonik_observe.simulator.scenario import PartitionSpec, Scenario
 from armonik_observe.simulator.services import events, platform, results, sessions, tasks
+from armonik_observe.simulator.store import DEFAULT_TTL_US
 from armonik_observe.simulator.workers import WorkerPools
 from armonik_observe.simulator.workload import Workload
 
@@ -46,6 +48,12 @@ from armonik_observe.simulator.workload import Workload
 # one loop turn per message, so long steps starve it.
 _STEP = 200
 _EMPTY = Scenario(name="empty", partitions=(PartitionSpec(id="default", pods=4),), sessions=())
+
+
+def _ttl_us(seconds: float) -> int:
+    if not seconds > 0:
+        raise ValueError(f"ttl must be positive, got {seconds}")
+    return int(seconds * MICROS)
 
 
 class SimulatorError(RuntimeError):
@@ -96,6 +104,7 @@ class Simulator(AsyncService):
         rate: float | None = None,
         record_events: bool = True,
         default_profile: TaskProfile | None = None,
+        ttl: float = DEFAULT_TTL_US / MICROS,
     ) -> None:
         self.scenario = scenario or _EMPTY
         self._listen = listen
@@ -113,6 +122,7 @@ class Simulator(AsyncService):
             rng=random.Random(seed),
             partitions=[_partition(p) for p in self.scenario.partitions],
             default_profile=default_profile or TaskProfile(),
+            ttl_us=_ttl_us(ttl),
         )
         self.pools = WorkerPools(self.plane)
         self.workload = Workload(self.plane, self.scenario, start_us=self.start_us)
@@ -217,7 +227,7 @@ class Simulator(AsyncService):
             if scheduler.run_due(clock.now_us(), _STEP) == _STEP:
                 await asyncio.sleep(0)  # let the streams send before the next step
                 continue
-            due = scheduler.next_due()
+            due = scheduler.next_wake()
             timeout = None if due is None else clock.wall_seconds_until(due)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -237,7 +247,7 @@ class Simulator(AsyncService):
         await asyncio.sleep(0)
 
     async def run_until_idle(self, max_seconds: float = 86_400.0) -> None:
-        """Run until nothing is scheduled (the scenario is over) or `max_seconds` have passed."""
+        """Run until the scenario is over (only upkeep is left) or `max_seconds` have passed."""
         clock = self._manual_clock()
         limit = clock.now_us() + int(max_seconds * MICROS)
         while (due := self.scheduler.next_due()) is not None and due <= limit:
@@ -292,11 +302,15 @@ class Simulator(AsyncService):
     # -- ground truth -------------------------------------------------------------------------
 
     def true_tasks(self) -> list[SimTask]:
-        """Every task the plane ever held, deleted sessions' tasks included."""
+        """Every task the plane holds, deleted sessions' tasks included.
+
+        Expired tasks are gone (`plane.expired_tasks` counts them): a test that needs every
+        task keeps the default TTL (10 simulated days).
+        """
         return [*self.plane.tasks.values(), *self.plane.deleted_tasks.values()]
 
     def true_sessions(self) -> list[SimSession]:
-        """Every session record."""
+        """Every session record the plane holds (`plane.expired_sessions` counts the others)."""
         return [state.record for state in self.plane.sessions.values()]
 
     def emitted_events(self) -> list[EmittedEvent]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 
 import grpc
@@ -110,14 +109,14 @@ class SessionOperations(ResultOperations):
         state.record.status = SessionStatus.DELETED
         state.record.deleted_at = self.now()
         state.version += 1
-        for task_id in state.task_ids:
-            task = self.tasks.pop(task_id, None)
-            if task is not None:
-                self.deleted_tasks[task_id] = task
-                if task.ended_at is not None:
-                    bisect.insort(self.deleted_ends, task.ended_at)
-        for result_id in state.result_ids:
-            self.results.pop(result_id, None)
+        # Every task has ended by now; they stay in the session's state until they expire.
+        for task in self.session_tasks(session_id):
+            del self.tasks[task.task_id]
+            self.deleted_tasks[task.task_id] = task
+            self.ended.mark_deleted(task)
+        for result_id in state.results:
+            del self.results[result_id]
+        state.results.clear()
         return state.record
 
     def stop_submission(self, session_id: str, client: bool, worker: bool) -> SimSession:

@@ -16,13 +16,16 @@ import grpc
 from armonik.protogen.common.objects_pb2 import TaskOptions
 
 from armonik_observe.model import SessionStatus, TaskStatus
-from armonik_observe.simulator.clock import Scheduler, SimClock
+from armonik_observe.simulator.clock import MICROS, Scheduler, SimClock
+from armonik_observe.simulator.ended import EndedIndex
 from armonik_observe.simulator.events import EventBus
 from armonik_observe.simulator.profile import TaskProfile
 from armonik_observe.simulator.records import SimPartition, SimResult, SimSession, SimTask
 
 # A result to create: (name, data or None, manual_deletion).
 ResultSpec = tuple[str, bytes | None, bool]
+# How long a real control plane keeps a task after it ends (its TTL index, 10 days by default).
+DEFAULT_TTL_US = 10 * 86_400 * MICROS
 
 
 class PlaneError(Exception):
@@ -50,8 +53,10 @@ class SessionState:
 
     record: SimSession
     profile: TaskProfile
-    task_ids: list[str] = field(default_factory=list)
-    result_ids: list[str] = field(default_factory=list)
+    # Every task and result the plane holds for the session, in creation order: a deleted
+    # session's tasks stay here (not in the plane's `tasks`) until they expire.
+    tasks: dict[str, SimTask] = field(default_factory=dict)
+    results: dict[str, SimResult] = field(default_factory=dict)
     active: int = 0  # tasks not yet in a final status
     version: int = 0  # bumped on every change to one of its tasks (for cached sorts)
 
@@ -68,6 +73,7 @@ class PlaneStore(ABC):
         rng: random.Random,
         partitions: Iterable[SimPartition],
         default_profile: TaskProfile,
+        ttl_us: int = DEFAULT_TTL_US,
     ) -> None:
         self.clock = clock
         self.scheduler = scheduler
@@ -78,11 +84,13 @@ class PlaneStore(ABC):
         self.sessions: dict[str, SessionState] = {}
         self.tasks: dict[str, SimTask] = {}
         self.results: dict[str, SimResult] = {}
-        self.deleted_tasks: dict[str, SimTask] = {}
-        # Tasks in the order they ended; simulated time never goes back, so this is sorted by
-        # ended_at: the simulator's stand-in for a database index on that field.
-        self.ended: list[SimTask] = []
-        self.deleted_ends: list[int] = []  # sorted ended_at of the ended tasks later deleted
+        self.deleted_tasks: dict[str, SimTask] = {}  # deleted sessions' tasks, until they expire
+        self.ended = EndedIndex()
+        # Retention: ended tasks are forgotten `ttl_us` after they end (see expiry.py).
+        self.ttl_us = ttl_us
+        self.expired_tasks = 0
+        self.expired_sessions = 0
+        self._expiry_scheduled = False
         self._waiting: dict[str, list[str]] = {}
         self._missing: dict[str, int] = {}
         self._children: dict[str, list[str]] = {}
@@ -130,12 +138,11 @@ class PlaneStore(ABC):
     def session_tasks(self, session_id: str) -> list[SimTask]:
         """Every task of a session, in creation order."""
         tasks = self.tasks
-        return [tasks[t] for t in self.session(session_id).task_ids if t in tasks]
+        return [t for t in self.session(session_id).tasks.values() if t.task_id in tasks]
 
     def session_results(self, session_id: str) -> list[SimResult]:
         """Every result of a session, in creation order."""
-        results = self.results
-        return [results[r] for r in self.session(session_id).result_ids if r in results]
+        return list(self.session(session_id).results.values())
 
     def _require_open(self, state: SessionState, created_by: str) -> None:
         record = state.record

@@ -72,14 +72,16 @@ class Workload:
         self._session_idle(session_id)
 
     def _session_idle(self, session_id: str) -> None:
-        state = self._plane.sessions[session_id]
+        state = self._plane.sessions.get(session_id)
         if (
-            session_id in self._auto_close
+            state is not None
+            and session_id in self._auto_close
             and session_id not in self._submitting
             and state.active == 0
             and state.record.status == SessionStatus.RUNNING
         ):
             self._plane.close_session(session_id)
+            self._auto_close.discard(session_id)
 
     # -- graphs -------------------------------------------------------------------------------
 

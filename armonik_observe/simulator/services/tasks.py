@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
-import itertools
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -82,21 +80,7 @@ class Tasks(PlaneServicer, TasksServicer):
         """Tasks ended at or after `since`, oldest end first, read off the ended index."""
         if page < 0 or page_size < 0:
             raise invalid("page and page_size must not be negative")
-        plane = self.plane
-        ended, tasks = plane.ended, plane.tasks
-        start = bisect.bisect_left(ended, since, key=lambda t: t.ended_at or 0)
-        deleted = len(plane.deleted_ends) - bisect.bisect_left(plane.deleted_ends, since)
-        skip, found = page * page_size, list[SimTask]()
-        for task in itertools.islice(ended, start, None):
-            if len(found) >= page_size:
-                break
-            if task.task_id not in tasks:
-                continue  # its session was deleted
-            if skip:
-                skip -= 1
-            else:
-                found.append(task)
-        return found, len(ended) - start - deleted
+        return self.plane.ended.since(since, page, page_size, self.plane.tasks)
 
     @unary
     def ListTasks(self, request: Any, context: Any) -> Any:
