@@ -86,10 +86,23 @@ def _settings_options(settings: type, *names: str) -> Callable[[F], F]:
             options.append(click.option(f"{flag}/--no-{flag[2:]}", default=default,
                                         show_default=True, help=meta["help"]))
             continue
+        if "choices" in meta:
+            kind = click.Choice(meta["choices"])
+        elif meta.get("multiple") and "envvars" in meta:
+            kind = _CommaList()  # OTEL_* lists are comma-separated
+        envvars = [v if v.startswith("OTEL_") else f"{ENV}_{v}" for v in meta.get("envvars", ())]
         options.append(click.option(flag, type=kind, default=default, help=meta["help"],
                                     show_default=default not in (None, ()),
-                                    multiple=meta.get("multiple", False)))
+                                    multiple=meta.get("multiple", False),
+                                    envvar=envvars or None))
     return _options(*options)
+
+
+class _CommaList(click.ParamType):
+    """A string option whose environment variable holds a comma-separated list."""
+
+    name = "text"
+    envvar_list_splitter = ","
 
 
 def _simulator_options(*, listen: bool) -> Callable[[F], F]:
@@ -114,6 +127,8 @@ _EXPORTER_SETTINGS = (
     "facts_interval", "facts_overlap", "backfill", "clock_skew", "max_followed_sessions",
     "max_tracked_tasks", "stuck_threshold", "max_event_lag", "rpc_timeouts",
     "archive_flush_interval", "archive_retention", "archive_grace", "core_compat",
+    "otlp_endpoint", "otlp_protocol", "otlp_headers", "traces_file", "trace_phases",
+    "trace_sample_ratio", "max_spans_per_session", "trace_session_max_age",
 )
 _exporter_options = _options(
     click.option("-c", "--config", type=_file, callback=_load_config, is_eager=True,

@@ -10,6 +10,7 @@ from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
 
@@ -19,6 +20,7 @@ from armonik_observe.simulator.builtin import BUILTIN, builtin_scenario
 from armonik_observe.simulator.faults import FaultPlan, parse_faults
 from armonik_observe.simulator.scenario import Scenario, load_scenario_file
 from armonik_observe.simulator.store import DEFAULT_TTL_US
+from armonik_observe.traces import GRPC, PROTOCOLS
 
 DEFAULT_TTL = timedelta(microseconds=DEFAULT_TTL_US)
 
@@ -140,6 +142,38 @@ class ServeSettings:
                 "readers opened before, e.g. 1h or 30m.", "cli_type": str, "cli_default": "1h"})
     core_compat: bool = setting(True, "Also expose the official exporter's "
                                       "armonik_*_tasks_<status> names.")
+    # -- traces (on with an OTLP endpoint or a traces file) --------------------------------
+    otlp_endpoint: str | None = field(default=None, metadata={
+        "help": "Send a span per task attempt to this OTLP endpoint (traces are off without "
+                "one, or a --traces-file); env OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT too.",
+        "envvars": ("OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT")})
+    otlp_protocol: str = field(default=GRPC, metadata={
+        "help": "OTLP transport; env OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL too.",
+        "choices": PROTOCOLS, "envvars": ("OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                                          "OTEL_EXPORTER_OTLP_PROTOCOL")})
+    otlp_headers: tuple[tuple[str, str], ...] = field(default=(), metadata={
+        "help": "A header K=V sent with every export (repeatable); env "
+                "OTEL_EXPORTER_OTLP_[TRACES_]HEADERS too (K=V,K2=V2).",
+        "cli_name": "otlp_header", "cli_type": str, "cli_default": (), "multiple": True,
+        "envvars": ("OTLP_HEADER", "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                    "OTEL_EXPORTER_OTLP_HEADERS")})
+    traces_file: Path | None = field(default=None, metadata={
+        "help": "Append spans to this file as OTLP JSON lines (debugging, the demo)."})
+    trace_phases: bool = setting(True, "Child spans for each task's phases (queued, "
+                                       "acquisition, fetch, processing, finalize).")
+    trace_sample_ratio: float = setting(1.0, "Share of sessions traced, decided on the trace "
+                                             "id: all of a session's spans or none.")
+    max_spans_per_session: int = setting(100_000, "Spans written for one session at most (the "
+                                                  "rest are counted as dropped).")
+    trace_session_max_age: timedelta = field(default=timedelta(hours=24), metadata={
+        "help": "A session still open this long after its creation gets its root span then, "
+                "ending at that age.", "cli_type": str, "cli_default": "24h"})
+
+    @property
+    def traces(self) -> bool:
+        """Whether spans are written (an OTLP endpoint or a traces file is set)."""
+        return self.otlp_endpoint is not None or self.traces_file is not None
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
@@ -154,6 +188,13 @@ class ServeSettings:
         for name in ("backfill", "clock_skew", "facts_overlap"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"--{name.replace('_', '-')}: must not be negative")
+        if not 0.0 <= self.trace_sample_ratio <= 1.0:
+            raise SettingsError("--trace-sample-ratio: must be between 0 and 1")
+        if self.max_spans_per_session < 1:
+            raise SettingsError("--max-spans-per-session: must be at least 1")
+        if self.otlp_protocol not in PROTOCOLS:
+            raise SettingsError(f"--otlp-protocol: expected {' or '.join(PROTOCOLS)}, got "
+                                f"{self.otlp_protocol!r}")
 
     def rpc_timeout(self, rpc: str) -> float:
         """The deadline of one RPC, in seconds."""
@@ -169,6 +210,8 @@ class ServeSettings:
         client_key: Path | None = None,
         archive_retention: str | timedelta | None = None,
         archive_grace: str | timedelta = "1h",
+        trace_session_max_age: str | timedelta = "24h",
+        otlp_header: tuple[str, ...] | list[str] = (),
         rpc_timeout: tuple[str, ...] | list[str] = (),
         **options: Any,
     ) -> ServeSettings:
@@ -177,6 +220,10 @@ class ServeSettings:
             archive_retention = parse_duration(archive_retention, "--archive-retention")
         if isinstance(archive_grace, str):
             archive_grace = parse_duration(archive_grace, "--archive-grace")
+        if isinstance(trace_session_max_age, str):
+            trace_session_max_age = parse_duration(trace_session_max_age,
+                                                   "--trace-session-max-age")
+        options["otlp_headers"] = parse_headers(otlp_header)
         try:
             parsed = parse_endpoint(endpoint)
         except EndpointError as error:
@@ -194,7 +241,19 @@ class ServeSettings:
         if rpc_timeout:
             options["rpc_timeouts"] = parse_rpc_timeouts(rpc_timeout)
         return cls(endpoint=parsed, tls=tls, archive_retention=archive_retention,
-                   archive_grace=archive_grace, **options)
+                   archive_grace=archive_grace, trace_session_max_age=trace_session_max_age,
+                   **options)
+
+
+def parse_headers(values: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:
+    """`K=V` headers (values percent-decoded, as OTEL_EXPORTER_OTLP_HEADERS writes them)."""
+    headers = []
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"--otlp-header: expected KEY=VALUE, got {value!r}")
+        headers.append((key.strip().lower(), unquote(text.strip())))
+    return tuple(headers)
 
 
 # What the demo changes: it polls a small simulated plane often, so its metrics move while you

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 from functools import reduce
 from typing import Protocol
@@ -76,6 +76,9 @@ class Sink(Protocol):
 
     def self_metrics(self) -> Iterable[Family]:
         """The sink's own metric families for this scrape (armonik_observe_<sink>_*)."""
+
+    def caches(self) -> Mapping[str, int]:
+        """Entries of the sink's bounded caches, by name (armonik_observe_cache_entries)."""
 
 
 class Pipeline:

@@ -29,7 +29,7 @@ from armonik_observe.exporters.http import MetricsHttpServer, Readiness
 from armonik_observe.exporters.prometheus import PrometheusSink, SelfStatus
 from armonik_observe.lifecycle import AsyncService, StartedStack
 from armonik_observe.pipeline import Pipeline, Sink
-from armonik_observe.sinks import build_sinks
+from armonik_observe.sinks import SinkContext, build_sinks
 
 log = logging.getLogger(__name__)
 MICROS = 1_000_000
@@ -61,7 +61,8 @@ class Exporter(AsyncService):
             registry=self.registry, up=self.up, self_status=self.self_status,
             version=__version__, core_compat=settings.core_compat,
         )
-        self.outputs = list(build_sinks(settings) if sinks is None else sinks)
+        context = SinkContext(on_spans_exported=self.sink.offer_exemplars)
+        self.outputs = list(build_sinks(settings, context) if sinks is None else sinks)
         self.sink.add_families(self._outputs_metrics)
         self.pipeline = Pipeline([self.sink, *self.outputs])
         self.connection = Connection(
@@ -245,7 +246,7 @@ class Exporter(AsyncService):
     def _caches(self) -> dict[str, int]:
         """Entries of every bounded cache, for armonik_observe_cache_entries."""
         caches = {
-            **self.sink.caches(),
+            **{name: size for sink in self.pipeline.sinks for name, size in sink.caches().items()},
             "recent_ends": sum(t.recent_ends() for t in self.streams.trackers.values()),
             "facts_seen": self.facts.seen_ids(),
             "lag_pending": self.streams.lag.pending(),

@@ -76,9 +76,10 @@ NON_BASE_UNITS = {
 
 @asynccontextmanager
 async def exporter_on_sim_clock(sim: Simulator, archive: Path) -> AsyncIterator[Exporter]:
-    """An exporter whose own clock is the simulator's, so stuck-task ages are in sim time."""
+    """An exporter whose own clock is the simulator's, so stuck-task ages are in sim time; with
+    every output on (the archive, traces to a file), so every family has samples."""
     settings = ServeSettings.build(endpoint=sim.endpoint, listen="127.0.0.1:0", archive=archive,
-                                   **FAST)
+                                   traces_file=archive.parent / "spans.jsonl", **FAST)
     exporter = Exporter(settings, backoff=Backoff(initial=0.01, maximum=0.1),
                         clock=lambda: sim.clock.now_us() / 1_000_000)
     async with exporter:

@@ -100,6 +100,7 @@ async def test_starts_ends_and_deletions_between_passes_show_once_with_their_fin
             await sim.advance(20)
             await settle(exporter)
             assert_sessions_equal_the_truth(sim, exporter)
+            await catch_up(exporter)  # what the passes so far published is on disk
             written = rows(directory, "SELECT count(*) AS n FROM sessions_raw")
             await settle(exporter, 10)  # passes with nothing new write nothing
             await catch_up(exporter)

@@ -71,6 +71,10 @@ class ArchiveOutput:
         yield family("armonik_observe_archive_dropped_rows", [((), float(writer.dropped_rows))])
         yield family("armonik_observe_archive_write_errors", [((), float(writer.write_errors))])
 
+    def caches(self) -> dict[str, int]:
+        """Rows buffered for the next flush."""
+        return {"archive_buffered_rows": self.writer.stats.buffered_rows}
+
 
 def _by_table(values: Mapping[str, int]) -> list[tuple[tuple[str], float]]:
     return [((table,), float(value)) for table, value in sorted(values.items())]

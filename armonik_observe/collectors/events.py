@@ -296,3 +296,7 @@ class StreamLagSink:
     def self_metrics(self) -> Iterable[Family]:
         """None: stream lag is among the exporter's own metrics."""
         return ()
+
+    def caches(self) -> dict[str, int]:
+        """None of its own (the lag monitor's are the exporter's)."""
+        return {}

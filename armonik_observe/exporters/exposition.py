@@ -12,13 +12,14 @@ by the library's encoders.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, repeat
 from typing import cast
 
 from prometheus_client.core import (
     CounterMetricFamily,
+    Exemplar,
     GaugeMetricFamily,
     HistogramMetricFamily,
     InfoMetricFamily,
@@ -42,6 +43,8 @@ class Family:
         default_factory=list
     )
     bucket_edges: tuple[str, ...] = ()  # for histograms, "+Inf" last
+    # For histograms, OpenMetrics only: label values -> bucket index -> its exemplar.
+    exemplars: Mapping[LabelValues, Mapping[int, Exemplar]] = field(default_factory=dict)
 
 
 def to_metric(family: Family) -> Metric:
@@ -51,9 +54,12 @@ def to_metric(family: Family) -> Metric:
         metric = HistogramMetricFamily(family.name, family.help, labels=labels)
         for values, counts, total in family.histogram_rows:
             running, buckets = 0.0, []
-            for edge, count in zip(family.bucket_edges, counts, strict=True):
+            exemplars = family.exemplars.get(values, {})
+            for index, (edge, count) in enumerate(zip(family.bucket_edges, counts,
+                                                      strict=True)):
                 running += count
-                buckets.append((edge, running))
+                exemplar = exemplars.get(index)
+                buckets.append((edge, running) if exemplar is None else (edge, running, exemplar))
             metric.add_metric(list(values), buckets, total)
         return metric
     if family.kind == "info":
@@ -151,7 +157,7 @@ class Renderer:
             kind = "info" if openmetrics else "gauge"
         header = f"# HELP {exposed} {_help(family.help)}\n# TYPE {exposed} {kind}\n"
         if family.kind == "histogram":
-            return header + self._histogram(family)
+            return header + self._histogram(family, openmetrics)
         rows = family.rows
         if not rows:
             return header
@@ -175,7 +181,7 @@ class Renderer:
         self._cached += 1
         return head
 
-    def _histogram(self, family: Family) -> str:
+    def _histogram(self, family: Family, openmetrics: bool) -> str:
         name, names, edges = family.name, family.labelnames, family.bucket_edges
         key = (name, names, edges)
         cache = self._histogram_heads.get(key)
@@ -196,7 +202,21 @@ class Renderer:
             values += running[1:]  # the leading 0.0 is the start, not a sample
             values.append(running[-1])  # _count
             values.append(total)
-        return _lines(heads, format_values(values))
+        text = format_values(values)
+        if openmetrics and family.exemplars:
+            _add_exemplars(family, text)
+        return _lines(heads, text)
+
+
+def _add_exemplars(family: Family, text: list[str]) -> None:
+    """Append each bucket's exemplar to its formatted value (OpenMetrics: `# {labels} v ts`)."""
+    width = len(family.bucket_edges) + 2  # the buckets, then _count and _sum
+    for row, (values, _, _) in enumerate(family.histogram_rows):
+        for bucket, exemplar in family.exemplars.get(values, {}).items():
+            labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(exemplar.labels.items()))
+            stamp = "" if exemplar.timestamp is None else f" {exemplar.timestamp!r}"
+            text[row * width + bucket] += (f" # {{{labels}}} "
+                                           f"{format_value(exemplar.value)}{stamp}")
 
 
 def _labelstring(names: tuple[str, ...], values: LabelValues) -> str:

@@ -9,10 +9,11 @@ at scrape time, as any custom Collector does.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client.core import Metric
+from prometheus_client.core import Exemplar, Metric
 from prometheus_client.registry import Collector
 
 from armonik_observe.exporters.exposition import Family, to_metric
@@ -29,6 +30,11 @@ _DURATIONS = (
 )
 
 
+# Each duration histogram and the task span attribute holding the same server duration.
+_EXEMPLAR_ATTRIBUTES = tuple((name, f"armonik.task.{column}_seconds")
+                             for name, column in _DURATIONS)
+
+
 class HistogramSeries:
     """Buckets of one histogram, one array per label set."""
 
@@ -36,6 +42,8 @@ class HistogramSeries:
         self.bounds = np.array(bounds, np.float64)
         # per label set: counts per bucket, +Inf last (not cumulative); then the sum
         self.series: dict[Labels, tuple[npt.NDArray[np.int64], list[float]]] = {}
+        # per label set: bucket index -> the latest exemplar offered for that bucket
+        self.exemplars: dict[Labels, dict[int, Exemplar]] = {}
 
     def add(self, labels: list[Labels], slots: npt.NDArray[np.intp],
             seconds: npt.NDArray[np.float64]) -> None:
@@ -55,13 +63,22 @@ class HistogramSeries:
             series[0][:] += row
             series[1][0] += float(sums[slot])
 
+    def offer(self, labels: Labels, seconds: float, exemplar: Exemplar) -> None:
+        """Keep `exemplar` as the one of the bucket `seconds` falls in (any thread)."""
+        bucket = int(np.searchsorted(self.bounds, seconds, side="left"))
+        self.exemplars.setdefault(labels, {})[bucket] = exemplar
+
     def family(self, name: str, documentation: str) -> Family:
         """The histogram family for a scrape."""
         edges = (*(f"{b:g}" for b in self.bounds.tolist()), "+Inf")
         rows = [(labels, [float(c) for c in counts.tolist()], total[0])
                 for labels, (counts, total) in self.series.items()]
+        # Offered from the trace exporter's thread: copied as they stand (atomic in C).
+        exemplars: dict[Sequence[str], dict[int, Exemplar]] = {
+            labels: dict(buckets) for labels, buckets in list(self.exemplars.items())
+            if labels in self.series}
         return Family(name, "histogram", documentation, FACT_LABELS, histogram_rows=rows,
-                      bucket_edges=edges)
+                      bucket_edges=edges, exemplars=exemplars)
 
 
 class FactMetrics(Collector):
@@ -105,6 +122,23 @@ class FactMetrics(Collector):
         yield Family(counter.name, "counter", counter.help, FACT_LABELS, rows=rows)
         for name, histogram in self.histograms.items():
             yield histogram.family(name, spec(name).help)
+
+    def offer_exemplars(self, spans: Sequence[Any]) -> None:
+        """Exemplars from exported task spans: their trace and span ids, by duration and
+        labels (the spans carry the server's durations as attributes)."""
+        for span in spans:
+            if span.name != "task":
+                continue
+            attributes, context = span.attributes, span.context
+            labels = (attributes.get("armonik.partition.id", ""),
+                      attributes.get("armonik.application.name", ""),
+                      attributes.get("armonik.task.status", ""))
+            ids = {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+            ended = span.end_time / 1e9
+            for name, attribute in _EXEMPLAR_ATTRIBUTES:
+                seconds = attributes.get(attribute)
+                if seconds is not None:
+                    self.histograms[name].offer(labels, seconds, Exemplar(ids, seconds, ended))
 
     def collect(self) -> Iterator[Metric]:
         """The families as prometheus_client metrics."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import gc
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import Metric
@@ -153,7 +154,7 @@ class PrometheusSink:
         self._renderer = Renderer()
 
     def caches(self) -> dict[str, int]:
-        """Entries of the sink's bounded caches."""
+        """Entries of the sink's bounded caches (line heads, sessions and their ETA samples)."""
         return {"render_heads": self._renderer.cached, "sessions_known": len(self.state.sessions),
                 "session_progress": len(self.state.progress)}
 
@@ -183,6 +184,11 @@ class PrometheusSink:
         )
         for (partition, status), count in tally.items():
             self.transitions.labels(partition, status).inc(count)
+
+    def offer_exemplars(self, spans: Sequence[Any]) -> None:
+        """Exemplars for the duration histograms, from task spans sampled and exported (called
+        from the trace exporter's thread)."""
+        self.facts.offer_exemplars(spans)
 
     def observe_rpc(self, rpc: str, code: str, seconds: float) -> None:
         """Record one call to the control plane (the Connection's observer)."""

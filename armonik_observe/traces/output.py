@@ -1,0 +1,216 @@
+"""Where spans go: the OpenTelemetry SDK, its batching, and its official OTLP exporters.
+
+`SpanOutput` owns a TracerProvider whose id generator hands out the ids `ids.py` computed, a
+TraceIdRatioBased sampler (every span of a session gets the same answer), and one
+BatchSpanProcessor in front of the exporter `--otlp-protocol` names: OTLP gRPC or OTLP HTTP
+(protobuf), or OTLP JSON lines in a file (`--traces-file`). What the queue drops (full) and what
+the exporter fails to send (backend down or slow) is counted, never raised.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from google.protobuf.json_format import MessageToJson
+from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
+
+from armonik_observe.traces import GRPC, HTTP
+from armonik_observe.traces.plan import SpanPlan
+
+SERVICE_NAME = "armonik-observe"
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+Exported = Callable[[Sequence[ReadableSpan]], None]
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where spans are sent: an OTLP endpoint (with its protocol and headers) and/or a file."""
+
+    endpoint: str | None = None
+    protocol: str = GRPC
+    headers: tuple[tuple[str, str], ...] = ()
+    file: Path | None = None
+    max_queue_size: int = 8192
+
+    def exporter(self) -> SpanExporter:
+        """The official exporter for the protocol, or the JSON-lines file exporter."""
+        if self.endpoint is None:
+            if self.file is None:
+                raise ValueError("traces need an OTLP endpoint or a file")
+            return JsonLinesExporter(self.file)
+        headers = dict(self.headers) or None
+        if self.protocol == HTTP:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                OTLPSpanExporter as HttpExporter,
+            )
+            endpoint = self.endpoint.rstrip("/")
+            if not endpoint.endswith("/v1/traces"):
+                endpoint += "/v1/traces"
+            return HttpExporter(endpoint=endpoint, headers=headers)
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcExporter,
+        )
+        return GrpcExporter(endpoint=self.endpoint, headers=headers,
+                            insecure=self.endpoint.startswith("http://"))
+
+
+def resource_attributes(control_plane: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The resource of every span: service.name (unless OTEL_SERVICE_NAME says it) and the
+    control plane's endpoint; OTEL_RESOURCE_ATTRIBUTES adds to it (the SDK reads it)."""
+    attributes = {"armonik.control_plane.endpoint": control_plane}
+    if "OTEL_SERVICE_NAME" not in environ:
+        attributes["service.name"] = SERVICE_NAME
+    return attributes
+
+
+class JsonLinesExporter(SpanExporter):
+    """OTLP JSON, one ExportTraceServiceRequest a line (the collector's file exporter format)."""
+
+    def __init__(self, path: Path) -> None:
+        self._file: IO[str] = path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Append the spans as one line."""
+        line = MessageToJson(encode_spans(spans), indent=None)
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._file.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Every line is flushed as written."""
+        return True
+
+
+class CountingExporter(SpanExporter):
+    """Counts what the wrapped exporter sent and failed to send, and reports what it sent."""
+
+    def __init__(self, inner: SpanExporter, on_exported: Exported | None = None) -> None:
+        self._inner = inner
+        self._on_exported = on_exported
+        self.exported = 0
+        self.failed = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export through the wrapped exporter; a failure drops the batch (counted)."""
+        try:
+            result = self._inner.export(spans)
+        except Exception:  # an exporter that raises loses its batch like one that fails
+            result = SpanExportResult.FAILURE
+        if result is SpanExportResult.SUCCESS:
+            self.exported += len(spans)
+            if self._on_exported is not None:
+                self._on_exported(spans)
+        else:
+            self.failed += len(spans)
+        return result
+
+    def shutdown(self) -> None:
+        """Shut the wrapped exporter down."""
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the wrapped exporter."""
+        return self._inner.force_flush(timeout_millis)
+
+
+class PresetIds(IdGenerator):
+    """Hands out the ids set just before a span starts (the SDK asks for them)."""
+
+    def __init__(self) -> None:
+        self.trace_id = 0
+        self.span_id = 0
+
+    def generate_trace_id(self) -> int:
+        """The preset trace id (used for a trace's root span only)."""
+        return self.trace_id
+
+    def generate_span_id(self) -> int:
+        """The preset span id."""
+        return self.span_id
+
+
+class SpanOutput:
+    """Writes planned spans through the SDK; counts what is exported and what is dropped."""
+
+    def __init__(self, destination: Destination, *, sample_ratio: float = 1.0,
+                 resource: Mapping[str, str] | None = None,
+                 on_exported: Exported | None = None,
+                 exporter: SpanExporter | None = None) -> None:
+        self._ids = PresetIds()
+        self.exporter = CountingExporter(exporter or destination.exporter(), on_exported)
+        self._queue_size = destination.max_queue_size
+        self._processor = BatchSpanProcessor(self.exporter, max_queue_size=self._queue_size)
+        self.provider = TracerProvider(
+            resource=Resource.create(dict(resource or {})),
+            sampler=TraceIdRatioBased(sample_ratio), id_generator=self._ids)
+        self.provider.add_span_processor(self._processor)
+        self._tracer = self.provider.get_tracer("armonik-observe")
+        self.dropped: Counter[str] = Counter()
+        self.written = 0
+
+    def write(self, plan: SpanPlan) -> None:
+        """Start and end the plan's span (and its phases) with their own ids and times."""
+        if self._queue_full():
+            self.dropped["queue_full"] += 1 + len(plan.phases)
+            return
+        self._start_and_end(plan)
+        for phase in plan.phases:
+            self._start_and_end(phase)
+
+    def _start_and_end(self, plan: SpanPlan) -> None:
+        self._ids.trace_id, self._ids.span_id = plan.trace_id, plan.span_id
+        if plan.parent_id is None:
+            context = Context()  # a root: not a child of whatever span is current
+        else:
+            parent = SpanContext(plan.trace_id, plan.parent_id, True, _SAMPLED)
+            context = set_span_in_context(NonRecordingSpan(parent))
+        links = [Link(SpanContext(plan.trace_id, link.span_id, True, _SAMPLED), link.attributes)
+                 for link in plan.links]
+        span = self._tracer.start_span(plan.name, context=context, attributes=plan.attributes,
+                                       links=links, start_time=plan.start_ns,
+                                       record_exception=False, set_status_on_exception=False)
+        if plan.error is not None:
+            span.set_status(Status(StatusCode.ERROR, plan.error))
+        span.end(end_time=plan.end_ns)
+        self.written += 1
+
+    def _queue_full(self) -> bool:
+        # The SDK drops the oldest span silently when its queue is full: look first and count.
+        # (The queue is internal to BatchSpanProcessor; a test breaks if that changes.)
+        queue = self._processor._batch_processor._queue
+        return len(queue) >= self._queue_size
+
+    def flush(self, timeout_s: float) -> bool:
+        """Export what is queued (blocking: run it in a thread)."""
+        return self.provider.force_flush(int(timeout_s * 1000))
+
+    def shutdown(self) -> None:
+        """Export what is queued, then stop (blocking: run it in a thread)."""
+        self.provider.shutdown()

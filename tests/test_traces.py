@@ -1,0 +1,227 @@
+"""OpenTelemetry traces against the simulator's truth, through real OTLP receivers (issue 10)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from exporter_harness import exporter_for, sample, settle
+from otlp_receiver import ReceivedSpan, grpc_receiver, http_receiver
+from test_archive_truth import MIXED, ended, run_to_end
+
+from armonik_observe.model import SessionStatus
+from armonik_observe.service import Exporter
+from armonik_observe.simulator.records import SimSession, SimTask
+from armonik_observe.simulator.server import Simulator
+from armonik_observe.traces.ids import session_span_id, span_id, trace_id
+
+FAILED = {"ERROR", "TIMEOUT", "RETRIED"}
+PHASES = {"queued": ("submitted_at", "received_at"), "acquisition": ("received_at", "acquired_at"),
+          "fetch": ("acquired_at", "fetched_at"), "processing": ("started_at", "processed_at"),
+          "finalize": ("processed_at", "ended_at")}
+
+
+def owners(sim: Simulator) -> dict[str, str]:
+    return {r.result_id: r.owner_task_id for r in sim.plane.results.values() if r.owner_task_id}
+
+
+def expected_task(task: SimTask, producers: dict[str, str]) -> dict[str, Any]:
+    """The task span the truth implies: ids, parent, times, links, status, attributes."""
+    links = [(trace_id(task.session_id), span_id(task.retry_of_ids[-1]),
+              (("armonik.link", "retry_of"),))] if task.retry_of_ids else []
+    links += [(trace_id(task.session_id), span_id(producers[r]),
+               (("armonik.link", "data_dependency"), ("armonik.result.id", r)))
+              for r in task.data_dependencies if r in producers]
+    options = task.options
+    attributes = {
+        "armonik.session.id": task.session_id, "armonik.task.id": task.task_id,
+        "armonik.task.status": task.status.name, "armonik.partition.id": options.partition_id,
+        "armonik.application.name": options.application_name,
+        "armonik.application.version": options.application_version,
+        "armonik.application.namespace": options.application_namespace,
+        "armonik.application.service": options.application_service,
+        "armonik.pod.hostname": task.pod_hostname, "armonik.task.initial_id":
+            task.initial_task_id, "armonik.task.priority": options.priority,
+        "armonik.task.max_retries": options.max_retries,
+        **{f"armonik.task.option.{k}": v for k, v in options.options.items()},
+    }
+    failed = task.status.name in FAILED
+    return {
+        "trace_id": trace_id(task.session_id), "span_id": span_id(task.task_id),
+        "parent_id": span_id(task.created_by) if task.created_by
+        else session_span_id(task.session_id),
+        "start_ns": (task.created_at or 0) * 1000, "end_ns": (task.ended_at or 0) * 1000,
+        "links": tuple(links), "status_code": 2 if failed else 0,
+        "status_message": (task.output_error or task.status_message or task.status.name)
+        if failed else "",
+        "attributes": {k: v for k, v in attributes.items() if v not in ("", None)},
+    }
+
+
+def assert_task_spans_equal_the_truth(sim: Simulator, spans: list[ReceivedSpan]) -> None:
+    truth = ended(sim)
+    tasks = [s for s in spans if s.name == "task"]
+    assert Counter(s.span_id for s in tasks) == Counter(span_id(t.task_id) for t in truth)
+    by_id = {s.span_id: s for s in tasks}
+    producers = owners(sim)
+    for task in truth:
+        got, want = by_id[span_id(task.task_id)], expected_task(task, producers)
+        for key, value in want.items():
+            if key == "attributes":
+                shown = {k: v for k, v in got.attributes.items() if k in value}
+                assert shown == value, task.task_id
+                assert not {k for k in got.attributes if k not in value
+                            and not k.endswith("_seconds")}, task.task_id
+            else:
+                assert getattr(got, key) == value, (task.task_id, key)
+
+
+def assert_phases_nest_in_their_task(sim: Simulator, spans: list[ReceivedSpan]) -> None:
+    by_id = {s.span_id: s for s in spans}
+    phases = [s for s in spans if s.name in PHASES]
+    expected = {(t.task_id, name) for t in ended(sim) for name, (a, b) in PHASES.items()
+                if getattr(t, a) is not None and getattr(t, b) is not None}
+    assert {(s.attributes["armonik.task.id"], s.name) for s in phases} == expected
+    for phase in phases:
+        parent = by_id[phase.parent_id or 0]
+        assert parent.name == "task" and parent.trace_id == phase.trace_id
+        assert parent.start_ns <= phase.start_ns <= phase.end_ns <= parent.end_ns
+
+
+def assert_session_spans_equal_the_truth(sim: Simulator, spans: list[ReceivedSpan]) -> None:
+    stopped = [s for s in sim.true_sessions() if s.status not in (SessionStatus.RUNNING,
+                                                                   SessionStatus.PAUSED)]
+    roots = {s.span_id: s for s in spans if s.name == "session"}
+    assert set(roots) == {session_span_id(s.session_id) for s in stopped}
+    for session in stopped:
+        root = roots[session_span_id(session.session_id)]
+        assert (root.trace_id, root.parent_id) == (trace_id(session.session_id), None)
+        assert root.start_ns == (session.created_at or 0) * 1000
+        assert root.end_ns == end_of(session) * 1000
+        assert root.attributes["armonik.session.status"] == session.status.name
+
+
+def end_of(session: SimSession) -> int:
+    ends = [t for t in (session.cancelled_at, session.closed_at) if t is not None]
+    return min(ends) if ends else (session.purged_at or session.deleted_at or 0)
+
+
+async def traced_run(sim: Simulator, endpoint: str, **options: Any) -> Exporter:
+    """Run the scenario to its end under an exporter sending spans to `endpoint`."""
+    async with exporter_for(sim, otlp_endpoint=endpoint, **options) as exporter:
+        await settle(exporter, 1)
+        await run_to_end(sim, exporter)
+        await settle(exporter)
+    return exporter
+
+
+@pytest.mark.parametrize("receiver", [grpc_receiver, http_receiver])
+async def test_one_span_per_task_attempt_equal_to_the_truth(manual_sim: Any,
+                                                            receiver: Any) -> None:
+    async with manual_sim(MIXED) as (sim, _), receiver() as (endpoint, received):
+        protocol = "grpc" if receiver is grpc_receiver else "http/protobuf"
+        exporter = await traced_run(sim, endpoint, otlp_protocol=protocol)
+        spans = received.spans
+        assert_task_spans_equal_the_truth(sim, spans)
+        assert_phases_nest_in_their_task(sim, spans)
+        assert_session_spans_equal_the_truth(sim, spans)
+        truth = ended(sim)
+        assert any(t.retry_of_ids for t in truth) and any(t.created_by for t in truth)
+        assert any(t.data_dependencies for t in truth)
+        assert {s.resource["service.name"] for s in spans} == {"armonik-observe"}
+        assert sample(exporter, "armonik_observe_spans_exported_total") == len(spans)
+        assert sample(exporter, "armonik_observe_spans_dropped_total",
+                      {"reason": "export_failed"}) == 0
+
+
+async def test_a_restart_sends_the_same_spans_again(manual_sim: Any) -> None:
+    async with manual_sim(MIXED) as (sim, _), grpc_receiver() as (endpoint, received):
+        await traced_run(sim, endpoint)
+        first = {(s.trace_id, s.span_id, s.parent_id, s.start_ns, s.end_ns)
+                 for s in received.spans if s.name != "session"}
+        received.spans.clear()
+        async with exporter_for(sim, otlp_endpoint=endpoint, backfill=3600) as again:
+            await settle(again)
+        second = {(s.trace_id, s.span_id, s.parent_id, s.start_ns, s.end_ns)
+                  for s in received.spans if s.name != "session"}
+        assert second == first and len(first) > 200
+
+
+async def test_without_phases_a_task_is_one_span(manual_sim: Any) -> None:
+    async with manual_sim(MIXED) as (sim, _), grpc_receiver() as (endpoint, received):
+        await traced_run(sim, endpoint, trace_phases=False)
+        assert {s.name for s in received.spans} == {"task", "session"}
+        assert_task_spans_equal_the_truth(sim, received.spans)
+
+
+async def test_sampling_keeps_whole_sessions_and_the_limit_counts_drops(manual_sim: Any) -> None:
+    async with manual_sim(MIXED) as (sim, _), grpc_receiver() as (endpoint, received):
+        exporter = await traced_run(sim, endpoint, trace_sample_ratio=0.5,
+                                    max_spans_per_session=20, trace_phases=False)
+        kept = {s.trace_id for s in received.spans}
+        sessions = {t.session_id for t in ended(sim)}
+        assert 0 < len(kept) < len(sessions)  # MIXED has 5 sessions
+        per_session = Counter(s.trace_id for s in received.spans if s.name == "task")
+        assert max(per_session.values()) <= 20
+        assert sample(exporter, "armonik_observe_spans_dropped_total",
+                      {"reason": "session_limit"}) > 0
+
+
+async def test_a_dead_backend_loses_spans_but_nothing_else(manual_sim: Any, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           ) -> None:
+    from test_exporter_faults import free_port
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0.5")
+    async with manual_sim(MIXED) as (sim, _):
+        exporter = await traced_run(sim, f"http://127.0.0.1:{free_port()}")
+        failed = sample(exporter, "armonik_observe_spans_dropped_total",
+                        {"reason": "export_failed"})
+        assert failed > 0
+        assert sample(exporter, "armonik_observe_spans_exported_total") == 0
+        assert sum(exporter.sink.facts.ended.values()) == len(ended(sim))  # metrics unharmed
+
+
+async def test_duration_buckets_carry_exemplars_of_exported_task_spans(manual_sim: Any) -> None:
+    import aiohttp
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    async with (
+        manual_sim(MIXED) as (sim, _),
+        grpc_receiver() as (endpoint, received),
+        exporter_for(sim, otlp_endpoint=endpoint) as exporter,
+        aiohttp.ClientSession() as http,
+    ):
+        await settle(exporter, 1)
+        await run_to_end(sim, exporter)
+        await settle(exporter)
+        await exporter.pipeline.flush()  # the spans are exported: exemplars are offered
+        headers = {"Accept": "application/openmetrics-text; version=1.0.0"}
+        async with http.get(exporter.http.url + "/metrics", headers=headers) as reply:
+            text = await reply.text()
+        async with http.get(exporter.http.url + "/metrics") as reply:
+            assert " # {" not in await reply.text()  # the text format has none
+    tasks = {s.span_id: s for s in received.spans if s.name == "task"}
+    checked = 0
+    for family in text_string_to_metric_families(text):
+        if not family.name.startswith("armonik_task_") or family.type != "histogram":
+            continue
+        attribute = f"armonik.task.{family.name.removeprefix('armonik_task_')}"
+        edges: dict[tuple[Any, ...], float] = {}
+        for s in family.samples:
+            if not s.name.endswith("_bucket"):
+                continue
+            key = tuple(sorted((k, v) for k, v in s.labels.items() if k != "le"))
+            upper, lower = float(s.labels["le"]), edges.get(key, float("-inf"))
+            edges[key] = upper
+            if s.exemplar is None:
+                continue
+            span = tasks[int(s.exemplar.labels["span_id"], 16)]
+            assert int(s.exemplar.labels["trace_id"], 16) == span.trace_id
+            assert s.exemplar.value == span.attributes[attribute]
+            assert lower < s.exemplar.value <= upper
+            assert dict(key)["status"] == span.attributes["armonik.task.status"]
+            checked += 1
+    assert checked >= 20
