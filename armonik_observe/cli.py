@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import sys
 import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,9 +23,10 @@ from armonik_observe.config import (
     ServeSettings,
     SettingsError,
     SimulatorSettings,
+    TraceReplaySettings,
     load_config_file,
 )
-from armonik_observe.runner import run_demo, run_exporter, run_simulator
+from armonik_observe.runner import replay_archive, run_demo, run_exporter, run_simulator
 from armonik_observe.simulator.faults import FaultSpecError
 from armonik_observe.simulator.scenario import ScenarioError
 from armonik_observe.simulator.server import SimulatorError
@@ -196,6 +197,27 @@ def sql(archive: Path, output: str, query: str) -> None:
         click.echo(run_sql(archive, query, output), nl=False)
     except _USER_ERRORS as error:
         raise UserError(str(error).splitlines()[0]) from None
+
+
+@main.command(**_COMMAND)
+@click.option("--archive", type=_directory, required=True, help="Archive directory.")
+@click.argument("sessions", nargs=-1)
+@_settings_options(ServeSettings, "otlp_endpoint", "otlp_protocol", "otlp_headers",
+                   "traces_file", "trace_phases", "trace_sample_ratio")
+def traces(archive: Path, sessions: tuple[str, ...], **options: Any) -> None:
+    """Send the spans of archived sessions (every one without SESSION) to OTLP or a file."""
+    settings = _build(TraceReplaySettings.build, **options)
+    try:
+        written = replay_archive(archive, sessions, settings, progress=_progress)
+    except _USER_ERRORS as error:
+        raise UserError(str(error).splitlines()[0]) from None
+    click.echo(f"sent {written} spans of {archive} to {settings.destination_name}")
+
+
+def _progress(sessions: list[str]) -> Iterator[str]:
+    """The sessions, with a progress bar on stderr (drawn on a terminal only)."""
+    with click.progressbar(sessions, label="sessions", file=sys.stderr, show_pos=True) as bar:
+        yield from bar
 
 
 @main.group(name="archive")

@@ -245,6 +245,35 @@ class ServeSettings:
                    **options)
 
 
+@dataclass(frozen=True)
+class TraceReplaySettings:
+    """What `armonik-observe traces` needs: where spans go, and which spans."""
+
+    otlp_endpoint: str | None
+    otlp_protocol: str
+    otlp_headers: tuple[tuple[str, str], ...]
+    traces_file: Path | None
+    trace_phases: bool
+    trace_sample_ratio: float
+
+    @classmethod
+    def build(cls, *, otlp_header: tuple[str, ...] | list[str] = (),
+              **options: Any) -> TraceReplaySettings:
+        """Validate raw option values into settings."""
+        settings = cls(otlp_headers=parse_headers(otlp_header), **options)
+        if settings.otlp_endpoint is None and settings.traces_file is None:
+            raise SettingsError("--otlp-endpoint or --traces-file: where should the spans go?")
+        if not 0.0 <= settings.trace_sample_ratio <= 1.0:
+            raise SettingsError("--trace-sample-ratio: must be between 0 and 1")
+        return settings
+
+    @property
+    def destination_name(self) -> str:
+        """Where the spans go, in words."""
+        return str(self.traces_file) if self.otlp_endpoint is None else \
+            f"{self.otlp_endpoint} ({self.otlp_protocol})"
+
+
 def parse_headers(values: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:
     """`K=V` headers (values percent-decoded, as OTEL_EXPORTER_OTLP_HEADERS writes them)."""
     headers = []
@@ -260,6 +289,7 @@ def parse_headers(values: tuple[str, ...] | list[str]) -> tuple[tuple[str, str],
 # watch, serves on loopback, archives by default and runs its scenario faster than real time.
 DEMO_DEFAULTS: Mapping[str, Any] = MappingProxyType({
     "listen": "127.0.0.1:9419", "archive": Path("demo-archive"), "speed": 5.0,
+    "traces_file": Path("demo-traces.jsonl"),
     "session_interval": 2.0, "count_interval": 2.0, "health_interval": 2.0,
     "facts_interval": 1.0, "archive_flush_interval": 2.0,
     "ttl": "10m",  # its simulated plane forgets ended tasks soon, so a long demo stays small

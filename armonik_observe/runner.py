@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
-from armonik_observe.config import ServeSettings, SimulatorSettings
+from armonik_observe.config import ServeSettings, SimulatorSettings, TraceReplaySettings
 from armonik_observe.service import Exporter
 from armonik_observe.simulator.server import Simulator
 from armonik_observe.supervisor import supervise
@@ -85,6 +87,9 @@ async def run_demo(
         if archive is not None:
             echo(f"demo: archive in {archive}/ - query it with: armonik-observe sql --archive "
                  f"{archive} \"SELECT status, count(*) FROM tasks GROUP BY ALL\"")
+        if exporter.settings.traces_file is not None:
+            echo(f"demo: spans in {exporter.settings.traces_file} (OTLP JSON lines; "
+                 "--otlp-endpoint sends them to Jaeger or Tempo instead)")
         echo("demo: Ctrl-C to stop")
 
     async def stop() -> None:
@@ -93,3 +98,19 @@ async def run_demo(
         await simulator.stop()
 
     await supervise(start, stop, simulator_settings.duration)
+
+
+def replay_archive(archive: Path, sessions: Iterable[str], settings: TraceReplaySettings,
+                   progress: Callable[[list[str]], Iterable[str]] = iter) -> int:
+    """Send the spans of archived sessions where the settings say; return how many."""
+    from armonik_observe.traces.output import Destination, SpanOutput, resource_attributes
+    from armonik_observe.traces.replay import replay
+
+    destination = Destination(endpoint=settings.otlp_endpoint, protocol=settings.otlp_protocol,
+                              headers=settings.otlp_headers, file=settings.traces_file)
+    resource = resource_attributes(str(archive), os.environ)
+    output = SpanOutput(destination, sample_ratio=settings.trace_sample_ratio, resource=resource)
+    try:
+        return replay(archive, sessions, output, phases=settings.trace_phases, progress=progress)
+    finally:
+        output.shutdown()  # sends what is queued first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import socket
@@ -84,7 +85,7 @@ def test_demo_serves_metrics_and_archives_until_its_duration(tmp_path: Path) -> 
     archive = tmp_path / "archive"
     process = subprocess.Popen(
         [*CLI, "demo", "--listen", "127.0.0.1:0", "--duration", "6", "--archive", str(archive),
-         "--speed", "20"],
+         "--speed", "20", "--traces-file", str(tmp_path / "spans.jsonl")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -105,6 +106,11 @@ def test_demo_serves_metrics_and_archives_until_its_duration(tmp_path: Path) -> 
     with open_archive(archive) as opened:
         (tasks,) = opened.connection.execute("SELECT count(*) FROM tasks").fetchone() or (0,)
     assert tasks > 0
+    # The demo traces too: one OTLP JSON request a line, a span per archived task at least.
+    requests = [json.loads(line) for line in (tmp_path / "spans.jsonl").read_text().splitlines()]
+    spans = [span for request in requests for resource in request["resourceSpans"]
+             for scope in resource["scopeSpans"] for span in scope["spans"]]
+    assert sum(span["name"] == "task" for span in spans) == tasks
 
 
 @pytest.mark.parametrize(("speed", "shown"), [((), "x5"), (("--speed", "1"), "x1")])
@@ -112,7 +118,7 @@ def test_the_demo_runs_at_the_speed_asked_for(tmp_path: Path, speed: tuple[str, 
                                               shown: str) -> None:
     result = subprocess.run(
         [*CLI, "demo", "--listen", "127.0.0.1:0", "--duration", "0.5", "--archive",
-         str(tmp_path / "archive"), *speed],
+         str(tmp_path / "archive"), "--traces-file", str(tmp_path / "spans.jsonl"), *speed],
         capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert result.returncode == 0, result.stderr

@@ -225,3 +225,44 @@ async def test_duration_buckets_carry_exemplars_of_exported_task_spans(manual_si
             assert dict(key)["status"] == span.attributes["armonik.task.status"]
             checked += 1
     assert checked >= 20
+
+
+def comparable(spans: list[ReceivedSpan]) -> set[tuple[Any, ...]]:
+    """Everything a backend stores of a span, hashable."""
+    return {(s.name, s.trace_id, s.span_id, s.parent_id, s.start_ns, s.end_ns, s.links,
+             s.status_code, s.status_message, repr(sorted(s.attributes.items(), key=str)))
+            for s in spans}
+
+
+async def test_the_archive_gives_the_spans_sent_live(manual_sim: Any, tmp_path: Path) -> None:
+    import asyncio
+    import sys
+
+    directory = tmp_path / "archive"
+    async with manual_sim(MIXED) as (sim, _), grpc_receiver() as (endpoint, live):
+        await traced_run(sim, endpoint, archive=directory, archive_flush_interval=0.2)
+    async with grpc_receiver() as (endpoint, replayed):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "armonik_observe.cli", "traces", "--archive", str(directory),
+            "--otlp-endpoint", endpoint, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, err.decode()
+    assert out.decode().startswith(f"sent {len(live.spans)} spans of {directory}")
+    assert comparable(replayed.spans) == comparable(live.spans)
+
+
+async def test_replaying_an_unknown_session_is_one_line(tmp_path: Path) -> None:
+    from test_archive_writer import fact, write
+    from test_cli_serve import assert_one_line_error, run_cli
+
+    from armonik_observe.fact_columns import TaskFacts
+    from armonik_observe.pipeline import Batch
+
+    directory = tmp_path / "archive"
+    await write(directory, Batch(facts=TaskFacts.of([fact(1)])))
+    result = run_cli("traces", "--archive", str(directory), "--traces-file",
+                     str(tmp_path / "spans.jsonl"), "no-such-session")
+    assert_one_line_error(result, "no-such-session")
+    result = run_cli("traces", "--archive", str(directory))
+    assert_one_line_error(result, "--otlp-endpoint or --traces-file")
