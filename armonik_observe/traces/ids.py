@@ -8,6 +8,7 @@ span can name its session's root span as parent before that span exists.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from hashlib import blake2b
 
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
@@ -20,6 +21,7 @@ def _digest(text: str, size: int, person: bytes) -> int:
     return value or 1  # 0 is the invalid id
 
 
+@lru_cache(maxsize=4096)  # a page's tasks share a few sessions
 def trace_id(session_id: str) -> int:
     """The 128-bit trace id of a session."""
     return _digest(session_id, 16, b"armonik-trace")
@@ -31,6 +33,7 @@ def span_id(entity_id: str, part: str = "") -> int:
     return _digest(f"{entity_id}\x00{part}", 8, b"armonik-span")
 
 
+@lru_cache(maxsize=4096)
 def session_span_id(session_id: str) -> int:
     """The span id of a session's root span."""
     return span_id(session_id, SESSION_SPAN)

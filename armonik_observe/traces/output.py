@@ -39,6 +39,8 @@ from armonik_observe.traces.plan import SpanPlan
 
 SERVICE_NAME = "armonik-observe"
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_ROOT = Context()
+_PARENTS_KEPT = 10_000  # parent contexts cached (then cleared): sessions' roots, parent tasks
 Exported = Callable[[Sequence[ReadableSpan]], None]
 
 
@@ -174,6 +176,7 @@ class SpanOutput:
         self._tracer = self.provider.get_tracer("armonik-observe")
         self.dropped: Counter[str] = Counter()
         self.written = 0
+        self._parents: dict[tuple[int, int], Context] = {}
 
     def write(self, plan: SpanPlan) -> None:
         """Start and end the plan's span (and its phases) with their own ids and times."""
@@ -186,11 +189,7 @@ class SpanOutput:
 
     def _start_and_end(self, plan: SpanPlan) -> None:
         self._ids.trace_id, self._ids.span_id = plan.trace_id, plan.span_id
-        if plan.parent_id is None:
-            context = Context()  # a root: not a child of whatever span is current
-        else:
-            parent = SpanContext(plan.trace_id, plan.parent_id, True, _SAMPLED)
-            context = set_span_in_context(NonRecordingSpan(parent))
+        context = self._parent(plan.trace_id, plan.parent_id)
         links = [Link(SpanContext(plan.trace_id, link.span_id, True, _SAMPLED), link.attributes)
                  for link in plan.links]
         span = self._tracer.start_span(plan.name, context=context, attributes=plan.attributes,
@@ -200,6 +199,19 @@ class SpanOutput:
             span.set_status(Status(StatusCode.ERROR, plan.error))
         span.end(end_time=plan.end_ns)
         self.written += 1
+
+    def _parent(self, trace: int, parent: int | None) -> Context:
+        """The context naming a span's parent (most tasks share their session's root)."""
+        if parent is None:
+            return _ROOT  # a root: not a child of whatever span is current
+        key = (trace, parent)
+        context = self._parents.get(key)
+        if context is None:
+            if len(self._parents) >= _PARENTS_KEPT:
+                self._parents.clear()
+            span = NonRecordingSpan(SpanContext(trace, parent, True, _SAMPLED))
+            context = self._parents[key] = set_span_in_context(span, _ROOT)
+        return context
 
     def _queue_full(self) -> bool:
         # The SDK drops the oldest span silently when its queue is full: look first and count.

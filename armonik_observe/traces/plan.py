@@ -48,7 +48,7 @@ ROW_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Link:
     """A link to another span of the same trace."""
 
@@ -56,7 +56,7 @@ class Link:
     attributes: Attributes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ is several times slower
 class SpanPlan:
     """One span to write: ids, parent (None: a trace root), server times, what it says."""
 
@@ -98,19 +98,23 @@ def task_span(row: Mapping[str, Any], producers: Producers, phases: bool) -> Spa
     )
 
 
+# Task span attribute -> the task column it shows (empty strings are left out).
+_TASK_ATTRIBUTES = (
+    ("armonik.session.id", "session_id"), ("armonik.task.id", "task_id"),
+    ("armonik.task.status", "status"), ("armonik.partition.id", "partition_id"),
+    ("armonik.application.name", "application_name"),
+    ("armonik.application.version", "application_version"),
+    ("armonik.application.namespace", "application_namespace"),
+    ("armonik.application.service", "application_service"),
+    ("armonik.pod.hostname", "pod_hostname"), ("armonik.task.initial_id", "initial_task_id"),
+    ("armonik.task.priority", "priority"), ("armonik.task.max_retries", "max_retries"),
+)
+
+
 def task_attributes(row: Mapping[str, Any]) -> Attributes:
     """The armonik.* attributes of a task span."""
-    attributes: Attributes = {
-        "armonik.session.id": row["session_id"], "armonik.task.id": row["task_id"],
-        "armonik.task.status": row["status"], "armonik.partition.id": row["partition_id"],
-        "armonik.application.name": row["application_name"],
-        "armonik.application.version": row["application_version"],
-        "armonik.application.namespace": row["application_namespace"],
-        "armonik.application.service": row["application_service"],
-        "armonik.pod.hostname": row["pod_hostname"],
-        "armonik.task.initial_id": row["initial_task_id"],
-        "armonik.task.priority": row["priority"], "armonik.task.max_retries": row["max_retries"],
-    }
+    attributes: Attributes = {key: value for key, column in _TASK_ATTRIBUTES
+                              if (value := row[column]) != "" and value is not None}
     for name in DURATIONS:
         if row[name]:
             attributes[f"armonik.task.{name}_seconds"] = row[name] / 1e6
@@ -119,7 +123,7 @@ def task_attributes(row: Mapping[str, Any]) -> Attributes:
             row["received_at"] - row["submitted_at"]) / 1e6
     for key, value in row["options"] or ():
         attributes[f"armonik.task.option.{key}"] = value
-    return {key: value for key, value in attributes.items() if value != "" and value is not None}
+    return attributes
 
 
 def _links(row: Mapping[str, Any], producers: Producers) -> tuple[Link, ...]:

@@ -3,23 +3,21 @@
 Live, a task's data dependencies were produced by tasks that ended earlier (in this batch or an
 earlier one): each batch goes through `lineage.producers` together with the producers already
 known for its results, so the last task to expect a result wins across batches exactly as it
-would over the whole session. The most recent `limit` results are kept.
+would over the whole session. At most `limit` results are kept (the first seen go first).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from itertools import chain
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.lineage import producers
 
 LIMIT = 1_000_000
-_SCHEMA = pl.Schema([("task_id", pl.String()), ("created_at", pl.Int64()),
-                     ("expected_output_ids", pl.List(pl.String()))])
 
 
 class LiveProducers:
@@ -27,7 +25,7 @@ class LiveProducers:
 
     def __init__(self, limit: int = LIMIT) -> None:
         self._limit = limit
-        self._known: OrderedDict[str, tuple[str, int]] = OrderedDict()  # -> (task, created_at)
+        self._known: dict[str, tuple[str, int]] = {}  # -> (task, created_at)
 
     def __len__(self) -> int:
         return len(self._known)
@@ -46,16 +44,20 @@ class LiveProducers:
         known = [(task, created, [result]) for result in results
                  if (found := self._known.get(result)) is not None
                  for task, created in [found]]
-        frame = pl.DataFrame({
-            "task_id": [*facts["task_id"], *(row[0] for row in known)],
+        # Through Arrow: Polars converts a list of Python lists element by element.
+        frame = pl.from_arrow(pa.table({
+            "task_id": pa.array([*facts["task_id"], *(row[0] for row in known)], pa.string()),
             "created_at": np.concatenate([np.asarray(facts["created_at"], np.int64),
                                           np.array([row[1] for row in known], np.int64)]),
-            "expected_output_ids": [*outputs, *(row[2] for row in known)],
-        }, schema=_SCHEMA)
-        created = dict(zip(frame["task_id"].to_list(), frame["created_at"].to_list(),
-                           strict=True))
-        for result, task in producers(frame.lazy()).collect().iter_rows():
-            self._known[result] = (task, created[task])
-            self._known.move_to_end(result)
-        while len(self._known) > self._limit:
-            self._known.popitem(last=False)
+            "expected_output_ids": pa.array([*outputs, *(row[2] for row in known)],
+                                            pa.list_(pa.string())),
+        }))
+        assert isinstance(frame, pl.DataFrame)
+        chosen = producers(frame.lazy()).join(
+            frame.lazy().select("task_id", "created_at").unique("task_id"),
+            left_on="producer_task_id", right_on="task_id", how="left").collect()
+        self._known.update(zip(chosen["result_id"].to_list(),
+                               zip(chosen["producer_task_id"].to_list(),
+                                   chosen["created_at"].to_list(), strict=True), strict=True))
+        while len(self._known) > self._limit:  # the oldest first seen go first
+            del self._known[next(iter(self._known))]
