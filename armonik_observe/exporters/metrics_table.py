@@ -78,6 +78,11 @@ METRICS: tuple[MetricSpec, ...] = (
     _spec("armonik_task_queue_wait_seconds", "histogram", FACT_LABELS, "facts",
           "Time an ended task waited in the queue: received_at - submitted_at (from submission "
           "to an agent taking it off the queue)."),
+    _spec("armonik_partition_busy_seconds", "counter", ("partition",), "facts",
+          "Worker time spent on the partition's ended tasks (processed_at - started_at, else "
+          "ended_at - started_at), added once when each task ends: rate() over a window much "
+          "longer than the tasks is the mean number of busy workers. Every known partition "
+          "starts at 0."),
     # -- compatibility with the official metrics exporter --------------------------------------
     _spec("armonik_tasks_<status>", "gauge", (), "compat",
           "Official exporter: tasks of a status, cluster-wide; status lower-cased; queued = "

@@ -127,7 +127,7 @@ class PrometheusSink:
     ) -> None:
         self.registry = registry
         self.state = state or ObservedState()
-        self.facts = FactMetrics()
+        self.facts = FactMetrics(partitions=lambda: self.state.partitions)
         self._collectors: list[StateMetrics | FactMetrics | SelfMetrics | FamilySource] = [
             StateMetrics(self.state, up=up, core_compat=core_compat),
             self.facts,
