@@ -62,7 +62,8 @@ METRICS: tuple[MetricSpec, ...] = (
           "unknown."),
     _spec("armonik_tasks_stuck", "gauge", ("partition", "status"), "events",
           "Tasks seen in a non-terminal status for longer than their max_duration (or "
-          "--stuck-threshold when they have none)."),
+          "--stuck-threshold when they have none); 0 for every known partition and in-flight "
+          "status."),
     # -- from the event streams ----------------------------------------------------------------
     _spec("armonik_task_status_transitions", "counter", ("partition", "status"), "events",
           "Task status changes seen on the event streams, by new status."),
@@ -94,7 +95,8 @@ METRICS: tuple[MetricSpec, ...] = (
     _spec("armonik_observe_build_info", "info", ("version",), "self",
           "Version of armonik-observe."),
     _spec("armonik_observe_events_received", "counter", ("kind",), "self",
-          "Events received on the session streams, by kind."),
+          "Events received on the session streams, by kind (each kind the streams ask for "
+          "starts at 0)."),
     _spec("armonik_observe_event_streams", "gauge", ("state",), "self",
           "Event streams by state (connected, connecting, degraded)."),
     _spec("armonik_observe_stream_reconnects", "counter", (), "self",
@@ -113,7 +115,8 @@ METRICS: tuple[MetricSpec, ...] = (
     _spec("armonik_observe_unfollowed_sessions", "gauge", (), "self",
           "Running or paused sessions not followed because of --max-followed-sessions."),
     _spec("armonik_observe_dropped", "counter", ("reason",), "self",
-          "Records dropped on purpose (a cap reached, a duplicate, a status regression)."),
+          "Records dropped on purpose, by reason, each from 0: capacity (the tracked-task cap), "
+          "duplicate, regression (a status going back), replay (a subscription's snapshot)."),
     _spec("armonik_observe_collector_errors", "counter", ("collector",), "self",
           "Unexpected exceptions in a collector (not gRPC errors: a bug, a malformed reply); the "
           "collector logs the first of a run with its traceback and goes on after a backoff."),
