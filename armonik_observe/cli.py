@@ -112,7 +112,8 @@ _directory = click.Path(file_okay=False, path_type=Path)
 _EXPORTER_SETTINGS = (
     "session_interval", "session_resync_interval", "count_interval", "health_interval",
     "facts_interval", "facts_overlap", "backfill", "clock_skew", "max_followed_sessions",
-    "max_tracked_tasks", "stuck_threshold", "max_event_lag", "rpc_timeouts",
+    "max_tracked_tasks", "stuck_threshold", "max_event_lag", "session_deadline_option",
+    "rpc_timeouts",
     "archive_flush_interval", "archive_retention", "archive_grace", "core_compat",
 )
 _exporter_options = _options(

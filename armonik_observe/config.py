@@ -113,6 +113,10 @@ class ServeSettings:
                                              "max_duration is stuck.")
     max_event_lag: float = setting(120.0, "Seconds a session's stream may fall behind before "
                                           "it is degraded to counts and task facts.")
+    session_deadline_option: str = setting("deadline", "Task option of a session holding its "
+                                                       "deadline (an RFC 3339 time), exported as "
+                                                       "armonik_session_deadline_timestamp_seconds"
+                                                       "; empty: none.")
     rpc_timeouts: Mapping[str, float] = field(default_factory=lambda: RPC_TIMEOUTS, metadata={
         "help": "Deadline of control-plane calls: SECONDS for every call, or RPC=SECONDS for "
                 "one (repeatable), e.g. --rpc-timeout CheckHealth=5. Defaults: " + ", ".join(

@@ -228,6 +228,7 @@ class SessionInfo:
     application_name: str = ""
     default_partition: str = ""
     max_duration: Micros | None = None
+    options: tuple[tuple[str, str], ...] = ()  # the session's generic task options, sorted
 
     @property
     def ended_at(self) -> Micros | None:

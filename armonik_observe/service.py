@@ -63,6 +63,7 @@ class Exporter(AsyncService):
         self.sink = PrometheusSink(
             registry=self.registry, up=self.up, self_status=self.self_status,
             version=__version__, core_compat=settings.core_compat,
+            deadline_option=settings.session_deadline_option,
         )
         self.outputs = list(build_sinks(settings) if sinks is None else sinks)
         self.sink.add_families(self._outputs_metrics)

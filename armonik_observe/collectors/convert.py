@@ -140,6 +140,7 @@ def session_info(session: Any) -> SessionInfo:
         application_name=session.options.application_name,
         default_partition=session.options.partition_id,
         max_duration=micros(session.options, "max_duration"),
+        options=tuple(sorted(session.options.options.items())),
     )
 
 

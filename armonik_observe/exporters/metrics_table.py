@@ -60,6 +60,9 @@ METRICS: tuple[MetricSpec, ...] = (
     _spec("armonik_session_completion_eta_seconds", "gauge", ("session",), "poll",
           "Remaining tasks of a followed session divided by its recent completion rate; NaN when "
           "unknown."),
+    _spec("armonik_session_deadline_timestamp_seconds", "gauge", ("session",), "poll",
+          "Deadline of a followed session, from its task option named by "
+          "--session-deadline-option (an RFC 3339 time), in seconds since the epoch."),
     _spec("armonik_tasks_stuck", "gauge", ("partition", "status"), "events",
           "Tasks seen in a non-terminal status for longer than their max_duration (or "
           "--stuck-threshold when they have none); 0 for every known partition and in-flight "
