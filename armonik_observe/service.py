@@ -28,7 +28,7 @@ from armonik_observe.exporters.exposition import Family
 from armonik_observe.exporters.http import MetricsHttpServer, Readiness
 from armonik_observe.exporters.prometheus import PrometheusSink, SelfStatus
 from armonik_observe.lifecycle import AsyncService, StartedStack
-from armonik_observe.model import TERMINAL_TASK_STATUSES, TaskStatus
+from armonik_observe.model import IN_FLIGHT_TASK_STATUSES
 from armonik_observe.pipeline import Pipeline, Sink
 from armonik_observe.sinks import build_sinks
 
@@ -36,8 +36,7 @@ log = logging.getLogger(__name__)
 MICROS = 1_000_000
 # Counting stuck tasks walks every tracked task: do it at most this often.
 STUCK_REFRESH_S = 10.0
-IN_FLIGHT_STATUSES = tuple(s.name for s in TaskStatus
-                           if s not in TERMINAL_TASK_STATUSES and s != TaskStatus.UNSPECIFIED)
+IN_FLIGHT_STATUSES = tuple(s.name for s in IN_FLIGHT_TASK_STATUSES)
 RESWEEP_AFTER_RESTART_US = 3600 * MICROS
 
 

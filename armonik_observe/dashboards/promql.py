@@ -52,6 +52,11 @@ class Scope:
         return f"increase({self.sel(metric, *matchers)}[{window}])"
 
 
+def eq(label: str, value: str) -> str:
+    """An equality matcher."""
+    return f'{label}="{value}"'
+
+
 # A dashboard: filtered on its variables. A rule: every target, kept apart.
 DASHBOARD = Scope(matchers=('job=~"$job"', 'instance=~"$instance"'))
 RULES = Scope(keep=("job", "instance"))

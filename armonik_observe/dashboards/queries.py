@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from armonik_observe.dashboards.promql import Scope
-from armonik_observe.model import TERMINAL_TASK_STATUSES, TaskStatus
+from armonik_observe.dashboards.promql import DASHBOARD, Scope
+from armonik_observe.model import IN_FLIGHT_TASK_STATUSES, TERMINAL_TASK_STATUSES, TaskStatus
 
 Matchers = Sequence[str]
 
 ENDED = "armonik_tasks_ended_total"
 BUSY = "armonik_partition_busy_seconds_total"
 TERMINAL = tuple(s.name for s in TaskStatus if s in TERMINAL_TASK_STATUSES)
+IN_FLIGHT = tuple(s.name for s in IN_FLIGHT_TASK_STATUSES)
 # Attempts that failed: for good (ERROR, TIMEOUT) or followed by a retry (RETRIED).
 FAILED = ("ERROR", "TIMEOUT", "RETRIED")
 # The backlog: tasks queued for a worker. The official exporter's `queued`, which KEDA scales
@@ -92,6 +93,12 @@ def busy_workers(scope: Scope, window: str, *labels: str, matchers: Matchers = (
 def tasks(scope: Scope, statuses: Sequence[str], *labels: str, matchers: Matchers = ()) -> str:
     """Tasks in any of the statuses (CountTasksByStatus)."""
     return scope.sum(scope.sel("armonik_tasks", *matchers, one_of("status", statuses)), *labels)
+
+
+def scope_sum(metric: str, matchers: Matchers, *labels: str, scope: Scope | None = None) -> str:
+    """A gauge summed by the labels."""
+    scope = scope or DASHBOARD
+    return scope.sum(scope.sel(metric, *matchers), *labels)
 
 
 def session_remaining(scope: Scope, *labels: str, matchers: Matchers = ()) -> str:
