@@ -20,18 +20,20 @@ from armonik_observe.archive.query import export_archive, run_sql
 from armonik_observe.collectors.channel import EndpointError
 from armonik_observe.config import (
     DEMO_DEFAULTS,
+    DemoPrometheusSettings,
     ServeSettings,
     SettingsError,
     SimulatorSettings,
     load_config_file,
 )
+from armonik_observe.dashboards.local_prometheus import PrometheusError
 from armonik_observe.runner import run_demo, run_exporter, run_simulator
 from armonik_observe.simulator.faults import FaultSpecError
 from armonik_observe.simulator.scenario import ScenarioError
 from armonik_observe.simulator.server import SimulatorError
 
 _USER_ERRORS = (SettingsError, ScenarioError, FaultSpecError, SimulatorError, EndpointError,
-                ArchiveError, duckdb.Error)
+                ArchiveError, duckdb.Error, PrometheusError)
 ENV = "ARMONIK_OBSERVE"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -155,19 +157,22 @@ def serve(duration: float | None, **options: Any) -> None:
 @main.command(context_settings={"auto_envvar_prefix": ENV, "default_map": dict(DEMO_DEFAULTS)})
 @_settings_options(ServeSettings, "listen")
 @_simulator_options(listen=False)
+@_settings_options(DemoPrometheusSettings, "prometheus", "prometheus_listen")
 @_exporter_options
-def demo(listen: str, **options: Any) -> None:
+def demo(listen: str, prometheus: bool, prometheus_listen: str, **options: Any) -> None:
     """Run the demo: the embedded simulator and the exporter in one process."""
     simulator_keys = ("scenario", "seed", "speed", "rate", "faults", "duration")
     simulator_options = {key: options.pop(key) for key in simulator_keys}
     simulator = _build(SimulatorSettings.build, listen="127.0.0.1:0", **simulator_options)
     # Validate the exporter options now, so bad input fails before anything starts.
     _build(ServeSettings.build, endpoint="http://127.0.0.1:1", listen=listen, **options)
+    own_prometheus = _build(DemoPrometheusSettings, prometheus=prometheus,
+                            prometheus_listen=prometheus_listen)
 
     def serve_settings(endpoint: str) -> ServeSettings:
         return ServeSettings.build(endpoint=endpoint, listen=listen, **options)
 
-    _run(run_demo(simulator, serve_settings, click.echo))
+    _run(run_demo(simulator, serve_settings, click.echo, own_prometheus))
 
 
 @main.command(**_COMMAND)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -187,6 +188,22 @@ class ServeSettings:
             options["rpc_timeouts"] = parse_rpc_timeouts(rpc_timeout)
         return cls(endpoint=parsed, tls=tls, archive_retention=archive_retention,
                    archive_grace=archive_grace, **options)
+
+
+@dataclass(frozen=True)
+class DemoPrometheusSettings:
+    """The demo's own Prometheus (`demo --prometheus`)."""
+
+    prometheus: bool = setting(False, "Also run Prometheus (when installed: "
+                                      "scripts/ensure-prometheus) scraping the exporter, with "
+                                      "the shipped recording and alerting rules.")
+    prometheus_listen: str = setting("127.0.0.1:9090", "host:port of that Prometheus.")
+
+    def __post_init__(self) -> None:
+        parse_listen(self.prometheus_listen, "--prometheus-listen")
+        if self.prometheus and shutil.which("prometheus") is None:
+            raise SettingsError("--prometheus: prometheus is not installed "
+                                "(scripts/ensure-prometheus installs Debian's package)")
 
 
 # What the demo changes: it polls a small simulated plane often, so its metrics move while you
