@@ -98,10 +98,12 @@ def _calls(board: Board) -> None:
 
 def _archive(board: Board) -> None:
     board.row("Archive (with --archive)").add(
-        graph("Archive rows by table", "Rows in the archive's readable segments per table.",
+        graph("Archive rows by table", "Rows in the archive's readable segments per table, "
+              "measured by the archive's upkeep (at start, then every 5 minutes).",
               [Query(scope_sum("armonik_observe_archive_rows", (), "table"), "{{table}}")],
               width=8),
-        graph("Archive bytes by table", "Bytes of the archive's segments per table.",
+        graph("Archive bytes by table", "Bytes of the archive's segments per table, measured "
+              "with the rows.",
               [Query(scope_sum("armonik_observe_archive_bytes", (), "table"), "{{table}}")],
               "bytes", width=8),
         graph("Archive rows written per second", "Rows the writer wrote, and write errors and "

@@ -28,7 +28,8 @@ from armonik_observe.dashboards.queries import QUEUED
 UID = "armonik-observe-partitions"
 TITLE = "ArmoniK / Partitions and autoscaling"
 PARTITION = ('partition=~"$partition"',)
-BUSY_WINDOWS = ("5m", "15m", "1h", "6h")
+BUSY_WINDOWS = ("1m", "5m", "15m", "1h", "6h")
+BUSY_WINDOW = "5m"  # the default: much longer than most tasks
 # The official exporter's per-partition names, as KEDA's ScaledObjects query them.
 KEDA_METRIC = '__name__=~"armonik_.+_tasks_queued"'
 
@@ -41,9 +42,9 @@ def partition_variable() -> Any:
 
 def busy_window_variable() -> Any:
     """The window of the busy-workers rate: much longer than the tasks."""
-    first = models.VariableOption(selected=True, text=BUSY_WINDOWS[0], value=BUSY_WINDOWS[0])
+    default = models.VariableOption(selected=True, text=BUSY_WINDOW, value=BUSY_WINDOW)
     return (dashboard.CustomVariable("busy_window").label("Busy window")
-            .values(",".join(BUSY_WINDOWS)).current(first))
+            .values(",".join(BUSY_WINDOWS)).current(default))
 
 
 def _per_partition(name: str) -> str:
@@ -52,7 +53,8 @@ def _per_partition(name: str) -> str:
 
 def _workers(board: Board) -> None:
     pod_max = Query(_per_partition("armonik_partition_pod_max"), "pod max")
-    board.row("Workers").add(
+    # One repeated panel a row: its copies fill the row, two a line.
+    board.row("Busy workers").add(
         graph("Busy workers against pod max: $partition", "Mean number of busy workers over "
               "$busy_window (worker time of ended tasks per second), against the partition's "
               "pods. Tasks longer than the window land as steps when they end.",
@@ -60,12 +62,12 @@ def _workers(board: Board) -> None:
                      "busy workers"), pod_max,
                Query(_per_partition("armonik_partition_pod_reserved"), "pods reserved"),
                Query(queries.tasks(DASHBOARD, ("PROCESSING",), matchers=PARTITION),
-                     "processing now")], repeat="partition"),
+                     "processing now")], repeat="partition"))
+    board.row("Queued work").add(
         graph("Queued against pod max: $partition", "Tasks queued or processing (what the "
               "official exporter calls queued, and KEDA scales on) against the partition's "
               "pods.", [Query(queries.tasks(DASHBOARD, QUEUED, matchers=PARTITION), "queued"),
-                        pod_max], repeat="partition"),
-    )
+                        pod_max], repeat="partition"))
 
 
 def _autoscaling(board: Board) -> None:

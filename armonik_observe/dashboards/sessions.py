@@ -45,7 +45,7 @@ def _summary(board: Board) -> None:
                [Query(f"{DEADLINE} * 1000")], "dateTimeAsIso"),
         single("Deadline slack", "Deadline minus now minus the ETA: below 0 the session ends "
                "late at its current rate.", [Query(f"{DEADLINE} - time() - {ETA}")], "s",
-               thresholds=[(None, "red"), (0, "green")]),
+               mappings=[nan_as("unknown")], thresholds=[(None, "red"), (0, "green")]),
     )
 
 
