@@ -11,7 +11,7 @@ from armonik_observe.dashboards.grafana import (
     single,
 )
 from armonik_observe.dashboards.promql import DASHBOARD, RATE_INTERVAL, Scope
-from armonik_observe.dashboards.queries import scope_sum
+from armonik_observe.dashboards.queries import gauge_sum
 
 UID = "armonik-observe-exporter"
 TITLE = "ArmoniK / Exporter self-monitoring"
@@ -36,13 +36,13 @@ def _state(board: Board) -> None:
                [Query(f"min({D.sel('armonik_up')})")], width=4, mappings=UP_DOWN,
                thresholds=[(None, "red"), (1, "green")]),
         single("Followed sessions", "Sessions followed with an event stream.",
-               [Query(scope_sum("armonik_observe_followed_sessions", ()))], width=4),
+               [Query(gauge_sum(D, "armonik_observe_followed_sessions"))], width=4),
         single("Unfollowed sessions", "Active sessions left unfollowed by "
                "--max-followed-sessions.",
-               [Query(scope_sum("armonik_observe_unfollowed_sessions", ()))], width=4,
+               [Query(gauge_sum(D, "armonik_observe_unfollowed_sessions"))], width=4,
                thresholds=[(None, "green"), (1, "orange")]),
         single("Tracked tasks", "In-flight tasks the exporter keeps state for (capped by "
-               "--max-tracked-tasks).", [Query(scope_sum("armonik_observe_tasks_tracked", ()))],
+               "--max-tracked-tasks).", [Query(gauge_sum(D, "armonik_observe_tasks_tracked"))],
                width=4),
         single("Version", "armonik-observe's version.",
                [Query(f"max by (version) ({D.sel('armonik_observe_build_info')})",
@@ -58,7 +58,7 @@ def _events(board: Board) -> None:
               "suffix: events/s", stack=True),
         graph("Event streams by state", "Followed sessions' streams: connected, connecting, "
               "or degraded (closed for lagging past --max-event-lag).",
-              [Query(scope_sum("armonik_observe_event_streams", (), "state"), "{{state}}")],
+              [Query(gauge_sum(D, "armonik_observe_event_streams", "state"), "{{state}}")],
               stack=True),
         graph("Event lag", "Age of the oldest task end that ListTasks reported and a stream "
               "has not delivered yet, over the followed sessions.",
@@ -100,11 +100,11 @@ def _archive(board: Board) -> None:
     board.row("Archive (with --archive)").add(
         graph("Archive rows by table", "Rows in the archive's readable segments per table, "
               "measured by the archive's upkeep (at start, then every 5 minutes).",
-              [Query(scope_sum("armonik_observe_archive_rows", (), "table"), "{{table}}")],
+              [Query(gauge_sum(D, "armonik_observe_archive_rows", "table"), "{{table}}")],
               width=8),
         graph("Archive bytes by table", "Bytes of the archive's segments per table, measured "
               "with the rows.",
-              [Query(scope_sum("armonik_observe_archive_bytes", (), "table"), "{{table}}")],
+              [Query(gauge_sum(D, "armonik_observe_archive_bytes", "table"), "{{table}}")],
               "bytes", width=8),
         graph("Archive rows written per second", "Rows the writer wrote, and write errors and "
               "dropped rows in the window.",

@@ -33,9 +33,6 @@ from armonik_observe.dashboards.promql import DEFAULT_JOB
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 TAGS = ["armonik", "armonik-observe"]
 TASKS_PER_S = "suffix: tasks/s"
-SCOPE_LABELS = 'job=~"$job", instance=~"$instance"'
-
-Panel = timeseries.Panel | stat.Panel | heatmap.Panel | bargauge.Panel
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from armonik_observe.dashboards import queries
 from armonik_observe.dashboards.grafana import (
     TASKS_PER_S,
@@ -26,7 +28,7 @@ HEALTH = states({0: ("UNSPECIFIED", "text"), 1: ("HEALTHY", "green"),
                  2: ("DEGRADED", "orange"), 3: ("UNHEALTHY", "red")})
 
 
-def partition_variable() -> object:
+def partition_variable() -> Any:
     """The partitions to show (All by default)."""
     return label_variable("partition", "Partition", 'label_values(armonik_tasks{job=~"$job", '
                           'instance=~"$instance"}, partition)', multi=True)

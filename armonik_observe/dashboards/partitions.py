@@ -81,7 +81,8 @@ def _autoscaling(board: Board) -> None:
               [Query(f"{busy} / {pods}", "{{partition}}")], "percentunit"),
         graph("Stuck tasks", "Tasks in one status longer than their max_duration (or "
               "--stuck-threshold), by partition and status.",
-              [Query(queries.scope_sum("armonik_tasks_stuck", PARTITION, "partition", "status"),
+              [Query(queries.gauge_sum(DASHBOARD, "armonik_tasks_stuck", "partition", "status",
+                                               matchers=PARTITION),
                      "{{partition}} {{status}}")]),
         bars("Pods by partition", "Maximum and reserved pods, and the priority, of each "
              "partition (ListPartitions).",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from armonik_observe.dashboards.promql import DASHBOARD, Scope
+from armonik_observe.dashboards.promql import Scope
 from armonik_observe.model import IN_FLIGHT_TASK_STATUSES, TERMINAL_TASK_STATUSES, TaskStatus
 
 Matchers = Sequence[str]
@@ -95,9 +95,8 @@ def tasks(scope: Scope, statuses: Sequence[str], *labels: str, matchers: Matcher
     return scope.sum(scope.sel("armonik_tasks", *matchers, one_of("status", statuses)), *labels)
 
 
-def scope_sum(metric: str, matchers: Matchers, *labels: str, scope: Scope | None = None) -> str:
+def gauge_sum(scope: Scope, metric: str, *labels: str, matchers: Matchers = ()) -> str:
     """A gauge summed by the labels."""
-    scope = scope or DASHBOARD
     return scope.sum(scope.sel(metric, *matchers), *labels)
 
 

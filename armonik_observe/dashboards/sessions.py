@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from armonik_observe.dashboards import queries
 from armonik_observe.dashboards.grafana import (
     TASKS_PER_S,
@@ -26,7 +28,7 @@ ENDED = DASHBOARD.sel("armonik_session_tasks", *SESSION, queries.one_of("status"
 DEADLINE = f"max({DASHBOARD.sel('armonik_session_deadline_timestamp_seconds', *SESSION)})"
 
 
-def session_variable() -> object:
+def session_variable() -> Any:
     """The followed session to show (armonik_session_tasks lists them)."""
     return label_variable("session", "Session", 'label_values(armonik_session_tasks{job=~"$job", '
                           'instance=~"$instance"}, session)', multi=False)
