@@ -82,7 +82,7 @@ class Cluster:
     sim: Simulator
     exporter: Exporter
     prom: PrometheusServer
-    start: float  # when Prometheus first scraped
+    start: float  # when Prometheus started
 
     async def call(self, path: str, **params: str) -> Any:
         """A Prometheus API call, in a thread: the loop keeps serving the scrapes."""
@@ -100,9 +100,9 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
         prom = PrometheusServer(target, job_name=DEFAULT_JOB, scrape_interval=f"{SCRAPE_S:g}s",
                                 rule_files=[RULES])
         await asyncio.to_thread(prom.__enter__)
+        start = time.time()  # before the first scrape: range queries cover every sample
         try:
             await asyncio.to_thread(prom.wait_for_scrape, WAIT_S)
-            start = time.time()
             # Enough scrapes for every rate window, and the recording rules evaluated on them.
             await asyncio.to_thread(
                 prom.wait_for, f"count_over_time(up{{job=\"{DEFAULT_JOB}\"}}[1m]) >= {SCRAPES}",
