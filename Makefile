@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 BENCHMARKS := bench_simulator bench_exporter bench_discovery bench_archive bench_archive_lag
 BENCH_ARGS ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean dashboards previews
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ bench: $(BENCH_STAMP)
 		echo "== python -m bench.$$name $(BENCH_ARGS)"; \
 		$(BIN)/python -m bench.$$name $(BENCH_ARGS) || status=1; \
 	done; exit $$status
+
+# Regenerate dashboards/ (and the panel table of docs/dashboards.md); redraw the PNG previews.
+dashboards: $(STAMP)
+	$(BIN)/python -m armonik_observe.dashboards.generate
+
+previews: $(STAMP) dashboards
+	scripts/ensure-prometheus
+	$(BIN)/python -m armonik_observe.dashboards.previews
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

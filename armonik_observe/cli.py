@@ -20,19 +20,21 @@ from armonik_observe.archive.query import export_archive, run_sql
 from armonik_observe.collectors.channel import EndpointError
 from armonik_observe.config import (
     DEMO_DEFAULTS,
+    DemoPrometheusSettings,
     ServeSettings,
     SettingsError,
     SimulatorSettings,
     TraceReplaySettings,
     load_config_file,
 )
+from armonik_observe.dashboards.local_prometheus import PrometheusError
 from armonik_observe.runner import replay_archive, run_demo, run_exporter, run_simulator
 from armonik_observe.simulator.faults import FaultSpecError
 from armonik_observe.simulator.scenario import ScenarioError
 from armonik_observe.simulator.server import SimulatorError
 
 _USER_ERRORS = (SettingsError, ScenarioError, FaultSpecError, SimulatorError, EndpointError,
-                ArchiveError, duckdb.Error)
+                ArchiveError, duckdb.Error, PrometheusError)
 ENV = "ARMONIK_OBSERVE"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -126,7 +128,8 @@ _directory = click.Path(file_okay=False, path_type=Path)
 _EXPORTER_SETTINGS = (
     "session_interval", "session_resync_interval", "count_interval", "health_interval",
     "facts_interval", "facts_overlap", "backfill", "clock_skew", "max_followed_sessions",
-    "max_tracked_tasks", "stuck_threshold", "max_event_lag", "rpc_timeouts",
+    "max_tracked_tasks", "stuck_threshold", "max_event_lag", "session_deadline_option",
+    "rpc_timeouts",
     "archive_flush_interval", "archive_retention", "archive_grace", "core_compat",
     "otlp_endpoint", "otlp_protocol", "otlp_headers", "traces_file", "trace_phases",
     "trace_sample_ratio", "max_spans_per_session", "trace_session_max_age",
@@ -170,19 +173,22 @@ def serve(duration: float | None, **options: Any) -> None:
 @main.command(context_settings={"auto_envvar_prefix": ENV, "default_map": dict(DEMO_DEFAULTS)})
 @_settings_options(ServeSettings, "listen")
 @_simulator_options(listen=False)
+@_settings_options(DemoPrometheusSettings, "prometheus", "prometheus_listen")
 @_exporter_options
-def demo(listen: str, **options: Any) -> None:
+def demo(listen: str, prometheus: bool, prometheus_listen: str, **options: Any) -> None:
     """Run the demo: the embedded simulator and the exporter in one process."""
     simulator_keys = ("scenario", "seed", "speed", "rate", "faults", "duration", "ttl")
     simulator_options = {key: options.pop(key) for key in simulator_keys}
     simulator = _build(SimulatorSettings.build, listen="127.0.0.1:0", **simulator_options)
     # Validate the exporter options now, so bad input fails before anything starts.
     _build(ServeSettings.build, endpoint="http://127.0.0.1:1", listen=listen, **options)
+    own_prometheus = _build(DemoPrometheusSettings, prometheus=prometheus,
+                            prometheus_listen=prometheus_listen)
 
     def serve_settings(endpoint: str) -> ServeSettings:
         return ServeSettings.build(endpoint=endpoint, listen=listen, **options)
 
-    _run(run_demo(simulator, serve_settings, click.echo))
+    _run(run_demo(simulator, serve_settings, click.echo, own_prometheus))
 
 
 @main.command(**_COMMAND)

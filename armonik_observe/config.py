@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -127,6 +128,10 @@ class ServeSettings:
                                              "max_duration is stuck.")
     max_event_lag: float = setting(120.0, "Seconds a session's stream may fall behind before "
                                           "it is degraded to counts and task facts.")
+    session_deadline_option: str = setting("deadline", "Task option of a session holding its "
+                                                       "deadline (an RFC 3339 time), exported as "
+                                                       "armonik_session_deadline_timestamp_seconds"
+                                                       "; empty: none.")
     rpc_timeouts: Mapping[str, float] = field(default_factory=lambda: RPC_TIMEOUTS, metadata={
         "help": "Deadline of control-plane calls: SECONDS for every call, or RPC=SECONDS for "
                 "one (repeatable), e.g. --rpc-timeout CheckHealth=5. Defaults: " + ", ".join(
@@ -283,6 +288,22 @@ def parse_headers(values: tuple[str, ...] | list[str]) -> tuple[tuple[str, str],
             raise SettingsError(f"--otlp-header: expected KEY=VALUE, got {value!r}")
         headers.append((key.strip().lower(), unquote(text.strip())))
     return tuple(headers)
+
+
+@dataclass(frozen=True)
+class DemoPrometheusSettings:
+    """The demo's own Prometheus (`demo --prometheus`)."""
+
+    prometheus: bool = setting(False, "Also run Prometheus (when installed: "
+                                      "scripts/ensure-prometheus) scraping the exporter, with "
+                                      "the shipped recording and alerting rules.")
+    prometheus_listen: str = setting("127.0.0.1:9090", "host:port of that Prometheus.")
+
+    def __post_init__(self) -> None:
+        parse_listen(self.prometheus_listen, "--prometheus-listen")
+        if self.prometheus and shutil.which("prometheus") is None:
+            raise SettingsError("--prometheus: prometheus is not installed "
+                                "(scripts/ensure-prometheus installs Debian's package)")
 
 
 # What the demo changes: it polls a small simulated plane often, so its metrics move while you

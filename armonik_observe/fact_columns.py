@@ -30,8 +30,8 @@ TIME_COLUMNS = frozenset({
 })
 ALL_COLUMNS = tuple(f.name for f in fields(TaskFact))
 CORE_COLUMNS = ("task_id", "session_id", "status", "partition_id", "application_name",
-                "submitted_at", "received_at", "ended_at", "creation_to_end",
-                "processing_to_end", "received_to_end")
+                "submitted_at", "received_at", "started_at", "processed_at", "ended_at",
+                "creation_to_end", "processing_to_end", "received_to_end")
 
 
 class TaskFacts:

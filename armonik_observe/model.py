@@ -67,6 +67,11 @@ TERMINAL_TASK_STATUSES = frozenset(
     }
 )
 
+# Where a task can be before it ends, and so where it can be stuck.
+IN_FLIGHT_TASK_STATUSES = tuple(
+    s for s in TaskStatus if s not in TERMINAL_TASK_STATUSES and s != TaskStatus.UNSPECIFIED
+)
+
 # The real server's task state machine (armonik-semantics.md). Two edges are added on purpose:
 # PENDING -> CANCELLED (a session cancel, or an aborted input, must reach waiting tasks) and
 # PROCESSING -> PROCESSED -> final, the short-lived intermediate state.
@@ -230,6 +235,7 @@ class SessionInfo:
     application_name: str = ""
     default_partition: str = ""
     max_duration: Micros | None = None
+    options: tuple[tuple[str, str], ...] = ()  # the session's generic task options, sorted
 
     @property
     def ended_at(self) -> Micros | None:

@@ -9,7 +9,13 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from armonik_observe.config import ServeSettings, SimulatorSettings, TraceReplaySettings
+from armonik_observe.config import (
+    DemoPrometheusSettings,
+    ServeSettings,
+    SimulatorSettings,
+    TraceReplaySettings,
+)
+from armonik_observe.dashboards.local_prometheus import LocalPrometheus
 from armonik_observe.service import Exporter
 from armonik_observe.simulator.server import Simulator
 from armonik_observe.supervisor import supervise
@@ -67,13 +73,16 @@ async def run_exporter(settings: ServeSettings, echo: Echo, duration: float | No
 
 
 async def run_demo(
-    simulator_settings: SimulatorSettings, serve: Callable[[str], ServeSettings], echo: Echo
+    simulator_settings: SimulatorSettings, serve: Callable[[str], ServeSettings], echo: Echo,
+    prometheus: DemoPrometheusSettings | None = None,
 ) -> None:
-    """The embedded simulator and the exporter in one process."""
+    """The embedded simulator and the exporter in one process; with `prometheus`, a Prometheus
+    scraping them with the shipped rules."""
     tune_process()
     logging.getLogger("armonik_observe").setLevel(logging.WARNING)
     simulator = build_simulator(simulator_settings)
     exporters: list[Exporter] = []
+    prometheuses: list[LocalPrometheus] = []
 
     async def start() -> None:
         await simulator.start()
@@ -83,6 +92,13 @@ async def run_demo(
         echo(f"demo: simulator ({simulator_settings.scenario.name} scenario at "
              f"x{simulator_settings.speed:g}) on {simulator.endpoint}")
         echo(f"demo: metrics on {exporter.http.url}/metrics")
+        if prometheus is not None and prometheus.prometheus:
+            local = LocalPrometheus(exporter.http.url.removeprefix("http://"),
+                                    listen=prometheus.prometheus_listen)
+            prometheuses.append(local)
+            await local.start()
+            echo(f"demo: Prometheus on {local.url} (job metrics-exporter, with the recording and "
+                 f"alerting rules: {local.url}/alerts)")
         archive = exporter.settings.archive
         if archive is not None:
             echo(f"demo: archive in {archive}/ - query it with: armonik-observe sql --archive "
@@ -93,6 +109,8 @@ async def run_demo(
         echo("demo: Ctrl-C to stop")
 
     async def stop() -> None:
+        for local in prometheuses:
+            await local.stop()
         for exporter in exporters:
             await exporter.stop()
         await simulator.stop()

@@ -28,6 +28,7 @@ from armonik_observe.exporters.exposition import Family
 from armonik_observe.exporters.http import MetricsHttpServer, Readiness
 from armonik_observe.exporters.prometheus import PrometheusSink, SelfStatus
 from armonik_observe.lifecycle import AsyncService, StartedStack
+from armonik_observe.model import IN_FLIGHT_TASK_STATUSES
 from armonik_observe.pipeline import Pipeline, Sink
 from armonik_observe.sinks import SinkContext, build_sinks
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 MICROS = 1_000_000
 # Counting stuck tasks walks every tracked task: do it at most this often.
 STUCK_REFRESH_S = 10.0
+IN_FLIGHT_STATUSES = tuple(s.name for s in IN_FLIGHT_TASK_STATUSES)
 RESWEEP_AFTER_RESTART_US = 3600 * MICROS
 
 
@@ -60,6 +62,7 @@ class Exporter(AsyncService):
         self.sink = PrometheusSink(
             registry=self.registry, up=self.up, self_status=self.self_status,
             version=__version__, core_compat=settings.core_compat,
+            deadline_option=settings.session_deadline_option,
         )
         context = SinkContext(on_spans_exported=self.sink.offer_exemplars)
         self.outputs = list(build_sinks(settings, context) if sinks is None else sinks)
@@ -217,8 +220,8 @@ class Exporter(AsyncService):
             "control plane": self.settings.endpoint.url,
             "state": "up" if self.up() else "down",
             "followed sessions": str(len(self.discovery.followed)),
-            "event streams": ", ".join(f"{n} {s}" for s, n in self.streams.stream_states().items())
-            or "none",
+            "event streams": ", ".join(
+                f"{n} {s}" for s, n in self.streams.stream_states().items() if n) or "none",
             "task facts watermark (us)": str(self.facts.watermark_us),
         }
 
@@ -261,7 +264,9 @@ class Exporter(AsyncService):
         now = self._clock()
         if now - computed_at < STUCK_REFRESH_S:
             return stuck
-        tally: Counter[tuple[str, str]] = Counter()
+        # Every known partition and in-flight status from 0: a quiet cluster shows 0, not no data.
+        tally: Counter[tuple[str, str]] = Counter(dict.fromkeys(
+            ((p, s) for p in self.sink.state.partitions for s in IN_FLIGHT_STATUSES), 0))
         for session_id, tracker in self.streams.trackers.items():
             session = self.discovery.followed.get(session_id)
             limit = self.settings.stuck_threshold

@@ -10,6 +10,7 @@ from exporter_harness import ended_by_labels, exporter_for, sample, settle
 
 from armonik_observe.exporters.state_metrics import TASK_STATUSES
 from armonik_observe.model import TERMINAL_TASK_STATUSES
+from armonik_observe.simulator.records import SimTask
 from armonik_observe.simulator.scenario import scenario_from_dict
 
 MIXED = {
@@ -33,9 +34,10 @@ MIXED = {
 }
 
 
-async def run_to_end(manual_sim: Any, **options: Any) -> tuple[Any, Any]:
+async def run_to_end(manual_sim: Any, scenario: dict[str, Any] = MIXED,
+                     **options: Any) -> tuple[Any, Any]:
     async with (
-        manual_sim(scenario_from_dict(MIXED)) as (sim, _),
+        manual_sim(scenario_from_dict(scenario)) as (sim, _),
         exporter_for(sim, **options) as exporter,
     ):
         await settle(exporter, 1)
@@ -128,3 +130,39 @@ async def test_a_running_session_has_an_eta_from_its_completion_rate(manual_sim:
         assert 0 < remaining < 40
         eta = sample(exporter, "armonik_session_completion_eta_seconds", {"session": session_id})
         assert eta == pytest.approx(remaining / 2, rel=0.1)
+
+
+def true_busy_seconds(tasks: list[SimTask]) -> Counter[str]:
+    """Worker seconds per partition: processed_at (else ended_at) - started_at of ended tasks."""
+    busy: Counter[str] = Counter()
+    for task in tasks:
+        if task.status in TERMINAL_TASK_STATUSES and task.started_at is not None:
+            until = task.processed_at or task.ended_at
+            assert until is not None
+            busy[task.partition_id] += (until - task.started_at) / 1e6
+    return busy
+
+
+async def test_busy_seconds_equal_the_true_worker_time(manual_sim: Any) -> None:
+    idle = {**MIXED, "partitions": [*MIXED["partitions"], {"id": "idle"}]}
+    sim, exporter = await run_to_end(manual_sim, idle)
+    tasks = sim.true_tasks()
+    # Timed-out tasks never returned: their worker time runs to ended_at.
+    assert any(t.status.name == "TIMEOUT" and t.processed_at is None for t in tasks)
+    truth = true_busy_seconds(tasks)
+    for partition in ("cpu", "gpu-a100"):
+        got = sample(exporter, "armonik_partition_busy_seconds_total", {"partition": partition})
+        assert got == pytest.approx(truth[partition], rel=1e-9) and got > 0
+    assert sample(exporter, "armonik_partition_busy_seconds_total", {"partition": "idle"}) == 0
+
+
+async def test_busy_seconds_over_the_run_are_the_busy_workers(manual_sim: Any) -> None:
+    """Two single-slot pods kept busy by one-second tasks: two workers busy on average."""
+    sim, exporter = await run_to_end(manual_sim, TWO_A_SECOND)
+    tasks = sim.true_tasks()
+    first = min(t.started_at for t in tasks if t.started_at is not None)
+    last = max(t.processed_at for t in tasks if t.processed_at is not None)
+    busy = sample(exporter, "armonik_partition_busy_seconds_total", {"partition": "cpu"})
+    assert busy == pytest.approx(40.0)
+    # Slightly below 2: a worker is idle between tasks (finalizing, acquiring the next one).
+    assert 1.95 < busy / ((last - first) / 1e6) <= 2.0

@@ -160,7 +160,8 @@ async def test_golden_exposition(manual_sim: Any) -> None:
     # Replays (each subscription's snapshot) and the server's repeats; no cap was reached and
     # no status went backwards.
     assert dropped["replay"] > 0
-    assert set(dropped) <= {"replay", "duplicate"}
+    assert set(dropped) == {"replay", "duplicate", "regression", "capacity"}  # all from 0
+    assert {reason for reason, count in dropped.items() if count} <= {"replay", "duplicate"}
     assert family_values(exposition, "armonik_observe_last_event_timestamp_seconds")[0] > 0
     lags = family_values(exposition, "armonik_observe_event_lag_seconds")
     assert len(lags) == 2 and all(v >= 0 for v in lags)  # one per followed session

@@ -94,13 +94,17 @@ BASE = 1_800_000_000_000_000
 
 def fact(n: int, *, status: str = "COMPLETED", partition: str = "cpu", app: str = "a",
          durations: tuple[int, int, int] = (2_000_000, 1_000_000, 1_500_000),
-         queue_us: int | None = 300_000) -> TaskFact:
-    """An ended fact with the given durations (microseconds; 0 means unset)."""
+         queue_us: int | None = 300_000, finalize_us: int | None = 100_000) -> TaskFact:
+    """An ended fact with the given durations (microseconds; 0 means unset); the worker
+    returned `finalize_us` before the end (None: never, e.g. a timeout)."""
     submitted = BASE + n
     received = None if queue_us is None else submitted + queue_us
+    ended = BASE + 10_000_000 + n
+    started = ended - durations[1] if durations[1] else None
+    processed = None if started is None or finalize_us is None else ended - finalize_us
     return TaskFact(
-        f"t-{n}", "s", status, partition, app, "1", BASE, submitted, received, None, None, None,
-        None, BASE + 10_000_000 + n, durations[0] or None, durations[1] or None,
+        f"t-{n}", "s", status, partition, app, "1", BASE, submitted, received, None, None,
+        started, processed, ended, durations[0] or None, durations[1] or None,
         durations[2] or None)
 
 
@@ -108,9 +112,12 @@ def reference(facts: list[TaskFact]) -> dict[str, Any]:
     """ended counts, then per histogram and label set: (bucket counts, sum), one at a time."""
     ended: dict[tuple[str, str, str], int] = {}
     histograms: dict[str, dict[tuple[str, str, str], list[float]]] = {}
+    busy: dict[str, float] = {}
     for f in facts:
         labels = (f.partition_id, f.application_name, f.status)
         ended[labels] = ended.get(labels, 0) + 1
+        worked = 0 if f.started_at is None else (f.processed_at or f.ended_at or 0) - f.started_at
+        busy[f.partition_id] = busy.get(f.partition_id, 0.0) + max(worked, 0) / 1e6
         for name, micros in (("creation", f.creation_to_end), ("processing", f.processing_to_end),
                              ("received", f.received_to_end), ("queue", f.queue_wait)):
             if micros is None:
@@ -119,7 +126,7 @@ def reference(facts: list[TaskFact]) -> dict[str, Any]:
                 labels, [0.0] * (len(DURATION_BUCKETS) + 2))
             values[bisect_left(DURATION_BUCKETS, micros / 1e6)] += 1
             values[-1] += micros / 1e6
-    return {"ended": ended, "histograms": histograms}
+    return {"ended": ended, "histograms": histograms, "busy": busy}
 
 
 def folded(metrics: FactMetrics) -> dict[str, Any]:
@@ -131,7 +138,7 @@ def folded(metrics: FactMetrics) -> dict[str, Any]:
                       for labels, (counts, total) in histogram.series.items()}
         for name, histogram in metrics.histograms.items() if histogram.series
     }
-    return {"ended": dict(metrics.ended), "histograms": histograms}
+    return {"ended": dict(metrics.ended), "histograms": histograms, "busy": dict(metrics.busy)}
 
 
 durations = st.sampled_from([0, 1, 4_999, 5_000, 5_001, 999_999, 1_000_000, 21_600_000_000,
@@ -140,7 +147,8 @@ facts_strategy = st.lists(st.builds(
     fact, st.integers(0, 10**6), status=st.sampled_from(["COMPLETED", "ERROR", "CANCELLED"]),
     partition=st.sampled_from(["cpu", "gpu"]), app=st.sampled_from(["a", "b", ""]),
     durations=st.tuples(durations, durations, durations),
-    queue_us=st.none() | st.sampled_from([0, 5_000, 7_200_000_000]) | st.integers(0, 10**9)),
+    queue_us=st.none() | st.sampled_from([0, 5_000, 7_200_000_000]) | st.integers(0, 10**9),
+    finalize_us=st.none() | st.integers(0, 2_000_000)),
     max_size=60)
 
 
@@ -152,6 +160,9 @@ def test_numpy_folding_equals_one_fact_at_a_time(facts: list[TaskFact], page: in
         metrics.add(TaskFacts.of(facts[start:start + page]))
     got, want = folded(metrics), reference(facts)
     assert got["ended"] == want["ended"]
+    assert got["busy"].keys() == want["busy"].keys()
+    for partition, seconds in want["busy"].items():
+        assert got["busy"][partition] == pytest.approx(seconds)
     assert got["histograms"].keys() == want["histograms"].keys()
     for name, series in want["histograms"].items():
         assert got["histograms"][name].keys() == series.keys()

@@ -38,8 +38,9 @@ REGENERATE = "python -m armonik_observe.exporters.metrics_table > docs/metrics.m
 
 # A scenario stopped mid-way so that every family has data: two partitions (one with a dash, for
 # the compat names), ended tasks of several statuses (facts), a closed and a running session
-# (per-session series, ETA, event lag), tasks queued behind a single pod for longer than their
-# session's max_duration (stuck tasks), and live event streams (events, drops, last event).
+# (per-session series, ETA, deadline, event lag), tasks queued behind a single pod for longer
+# than their session's max_duration (stuck tasks), and live event streams (events, drops, last
+# event).
 EVERY_FAMILY = {
     "name": "every-family",
     "seed": 7,
@@ -52,6 +53,7 @@ EVERY_FAMILY = {
         # 8 tasks of 8 s on one pod: at t=35 s, 3 are still SUBMITTED since t=5 s (> 10 s).
         {"name": "queue", "partition": "gpu-a100", "graph": {"kind": "bag", "tasks": 8},
          "application": {"name": "risk"}, "max_duration": 10, "close_when_done": False,
+         "deadline": 60,
          "profile": {"processing": 8}},
     ],
 }

@@ -213,6 +213,8 @@ SESSIONS = TableSpec(
         _list("partition_ids", "Partitions the session may use."),
         _s("default_partition", "Partition of the session's default task options."),
         _s("application_name", "Application of the session's default task options."),
+        Column("options", OPTIONS, "The generic options of the session's default task options "
+               "(key to value), e.g. its deadline."),
         _seconds("max_duration_seconds", "Default task max_duration of the session.",
                  "max_duration", measured=False),
         Column("client_submission", pa.bool_(), "Whether clients may submit tasks."),

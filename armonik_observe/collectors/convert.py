@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from armonik_observe.fact_columns import Micros, TaskFacts
+from armonik_observe.fact_columns import CORE_COLUMNS, Micros, TaskFacts
 from armonik_observe.model import (
     EventKind,
     HealthSample,
@@ -67,8 +67,7 @@ def task_facts(tasks: Sequence[Any], detailed: bool = False) -> TaskFacts:
         "status": list(map(task_status, statuses)), "partition_id": list(partitions),
         "application_name": list(applications),
     }
-    for index, name in enumerate(("submitted_at", "received_at", "ended_at", "creation_to_end",
-                                  "processing_to_end", "received_to_end")):
+    for index, name in enumerate(CORE_COLUMNS[5:]):
         columns[name] = _micros(times[2 * index], times[2 * index + 1])
     if detailed:
         columns.update(_detail_columns(tasks))
@@ -76,23 +75,24 @@ def task_facts(tasks: Sequence[Any], detailed: bool = False) -> TaskFacts:
 
 
 def _core_row(task: Any) -> tuple[Any, ...]:
-    options, submitted, received, ended = (task.options, task.submitted_at, task.received_at,
-                                           task.ended_at)
+    options, submitted, received, started, processed, ended = (
+        task.options, task.submitted_at, task.received_at, task.started_at, task.processed_at,
+        task.ended_at)
     creation, processing, reception = (task.creation_to_end_duration,
                                        task.processing_to_end_duration,
                                        task.received_to_end_duration)
     return (task.id, task.session_id, task.status, options.partition_id,
             options.application_name, submitted.seconds, submitted.nanos, received.seconds,
-            received.nanos, ended.seconds, ended.nanos, creation.seconds, creation.nanos,
-            processing.seconds, processing.nanos, reception.seconds, reception.nanos)
+            received.nanos, started.seconds, started.nanos, processed.seconds, processed.nanos,
+            ended.seconds, ended.nanos, creation.seconds, creation.nanos, processing.seconds,
+            processing.nanos, reception.seconds, reception.nanos)
 
 
 _DETAIL_STRINGS = ("application_version", "application_namespace", "application_service",
                    "pod_hostname", "owner_pod_id", "initial_task_id", "payload_id", "created_by",
                    "status_message", "error", "max_retries", "priority", "options",
                    "retry_of_ids", "parent_task_ids", "data_dependencies", "expected_output_ids")
-_DETAIL_TIMES = ("created_at", "acquired_at", "fetched_at", "started_at", "processed_at",
-                 "max_duration")
+_DETAIL_TIMES = ("created_at", "acquired_at", "fetched_at", "max_duration")
 
 
 def _detail_columns(tasks: Sequence[Any]) -> dict[str, Any]:
@@ -107,9 +107,8 @@ def _detail_columns(tasks: Sequence[Any]) -> dict[str, Any]:
 def _detail_row(task: Any) -> tuple[Any, ...]:
     options = task.options
     generic = options.options
-    created, acquired, fetched, started, processed, limit = (
-        task.created_at, task.acquired_at, task.fetched_at, task.started_at, task.processed_at,
-        options.max_duration)
+    created, acquired, fetched, limit = (
+        task.created_at, task.acquired_at, task.fetched_at, options.max_duration)
     return (options.application_version, options.application_namespace,
             options.application_service, task.pod_hostname, task.owner_pod_id,
             task.initial_task_id, task.payload_id, task.created_by, task.status_message,
@@ -117,8 +116,7 @@ def _detail_row(task: Any) -> tuple[Any, ...]:
             tuple(sorted(generic.items())) if generic else (), tuple(task.retry_of_ids),
             tuple(task.parent_task_ids), tuple(task.data_dependencies),
             tuple(task.expected_output_ids), created.seconds, created.nanos, acquired.seconds,
-            acquired.nanos, fetched.seconds, fetched.nanos, started.seconds, started.nanos,
-            processed.seconds, processed.nanos, limit.seconds, limit.nanos)
+            acquired.nanos, fetched.seconds, fetched.nanos, limit.seconds, limit.nanos)
 
 
 def _micros(seconds: Sequence[int], nanos: Sequence[int]) -> Micros:
@@ -143,6 +141,7 @@ def session_info(session: Any) -> SessionInfo:
         application_name=session.options.application_name,
         default_partition=session.options.partition_id,
         max_duration=micros(session.options, "max_duration"),
+        options=tuple(sorted(session.options.options.items())),
     )
 
 

@@ -69,7 +69,9 @@ class EventStreams:
         self._clock = clock
         self._streams: dict[str, asyncio.Task[None]] = {}
         self.states: dict[str, str] = {}
-        self.received: Counter[str] = Counter()
+        # by the name of the update's oneof field: new_task, task_status_update, ...
+        self.received: Counter[str] = Counter(dict.fromkeys(
+            (EventKind(k).name.lower() for k in self._kinds), 0))
         self.reconnects = 0
         self.last_event_at: float | None = None
         self._buffer: list[SessionEvent] = []
@@ -262,8 +264,10 @@ class EventStreams:
             await self._state_changed.wait()
 
     def stream_states(self) -> Counter[str]:
-        """Streams by state."""
-        return Counter(self.states.values())
+        """Streams by state, every state present (0 when none is in it)."""
+        states = Counter(dict.fromkeys((CONNECTING, CONNECTED, DEGRADED), 0))
+        states.update(self.states.values())
+        return states
 
     def lag_by_session(self) -> dict[str, float]:
         """Lag of every followed session's stream, in seconds."""

@@ -37,6 +37,8 @@ DUPLICATE = Progress(False, "duplicate")
 REGRESSION = Progress(False, "regression")
 FULL = Progress(False, "capacity")
 REPLAY = Progress(False, "replay")
+# Every reason a report is dropped for: each is exported from the start, at 0.
+DROP_REASONS = tuple(p.reason for p in (DUPLICATE, REGRESSION, FULL, REPLAY))
 
 
 @dataclass(slots=True)
@@ -45,7 +47,7 @@ class Budget:
 
     limit: int = 2_000_000
     used: int = 0
-    dropped: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=lambda: Counter(dict.fromkeys(DROP_REASONS, 0)))
 
 
 class TaskTracker:

@@ -8,7 +8,7 @@ at scrape time, as any custom Collector does.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -82,11 +82,15 @@ class HistogramSeries:
 
 
 class FactMetrics(Collector):
-    """tasks_ended_total and the four duration histograms, by partition, application, status."""
+    """tasks_ended_total and the four duration histograms, by partition, application, status;
+    the busy seconds of each partition."""
 
-    def __init__(self, buckets: Sequence[float] = DURATION_BUCKETS) -> None:
+    def __init__(self, buckets: Sequence[float] = DURATION_BUCKETS,
+                 partitions: Callable[[], Iterable[str]] = tuple) -> None:
         self.ended: dict[Labels, int] = {}
         self.histograms = {name: HistogramSeries(buckets) for name, _ in _DURATIONS}
+        self.busy: dict[str, float] = {}
+        self._partitions = partitions  # known partitions: their busy seconds start at 0
 
     def add(self, facts: TaskFacts) -> None:
         """Count each fact once and observe its durations, a page at a time."""
@@ -104,6 +108,9 @@ class FactMetrics(Collector):
             ended[label] = ended.get(label, 0) + count
         for name, micros, valid in self._durations(facts):
             self.histograms[name].add(labels, slots[valid], micros[valid] / 1_000_000)
+        busy = np.bincount(slots, weights=busy_micros(facts), minlength=len(labels))
+        for (partition, _, _), micros in zip(labels, busy.tolist(), strict=True):
+            self.busy[partition] = self.busy.get(partition, 0.0) + micros / 1_000_000
 
     @staticmethod
     def _durations(facts: TaskFacts) -> Iterator[tuple[str, npt.NDArray[np.int64],
@@ -122,6 +129,10 @@ class FactMetrics(Collector):
         yield Family(counter.name, "counter", counter.help, FACT_LABELS, rows=rows)
         for name, histogram in self.histograms.items():
             yield histogram.family(name, spec(name).help)
+        busy = spec("armonik_partition_busy_seconds")
+        partitions = sorted(set(self.busy).union(self._partitions()))
+        yield Family(busy.name, "counter", busy.help, busy.labels,
+                     rows=[((p,), self.busy.get(p, 0.0)) for p in partitions])
 
     def offer_exemplars(self, spans: Sequence[Any]) -> None:
         """Exemplars from exported task spans: their trace and span ids, by duration and
@@ -143,3 +154,11 @@ class FactMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         """The families as prometheus_client metrics."""
         return map(to_metric, self.families())
+
+
+def busy_micros(facts: TaskFacts) -> npt.NDArray[np.int64]:
+    """Worker time of each ended task: processed_at - started_at, else ended_at - started_at
+    (the worker never returned: a timeout, a cancel); 0 for a task that never started."""
+    started, processed = facts["started_at"], facts["processed_at"]
+    until = np.where(processed != 0, processed, facts["ended_at"])
+    return np.where(started != 0, np.maximum(until - started, 0), 0)

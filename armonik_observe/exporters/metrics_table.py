@@ -60,9 +60,13 @@ METRICS: tuple[MetricSpec, ...] = (
     _spec("armonik_session_completion_eta_seconds", "gauge", ("session",), "poll",
           "Remaining tasks of a followed session divided by its recent completion rate; NaN when "
           "unknown."),
+    _spec("armonik_session_deadline_timestamp_seconds", "gauge", ("session",), "poll",
+          "Deadline of a followed session, from its task option named by "
+          "--session-deadline-option (an RFC 3339 time), in seconds since the epoch."),
     _spec("armonik_tasks_stuck", "gauge", ("partition", "status"), "events",
           "Tasks seen in a non-terminal status for longer than their max_duration (or "
-          "--stuck-threshold when they have none)."),
+          "--stuck-threshold when they have none); 0 for every known partition and in-flight "
+          "status."),
     # -- from the event streams ----------------------------------------------------------------
     _spec("armonik_task_status_transitions", "counter", ("partition", "status"), "events",
           "Task status changes seen on the event streams, by new status."),
@@ -78,6 +82,11 @@ METRICS: tuple[MetricSpec, ...] = (
     _spec("armonik_task_queue_wait_seconds", "histogram", FACT_LABELS, "facts",
           "Time an ended task waited in the queue: received_at - submitted_at (from submission "
           "to an agent taking it off the queue)."),
+    _spec("armonik_partition_busy_seconds", "counter", ("partition",), "facts",
+          "Worker time spent on the partition's ended tasks (processed_at - started_at, else "
+          "ended_at - started_at), added once when each task ends: rate() over a window much "
+          "longer than the tasks is the mean number of busy workers. Every known partition "
+          "starts at 0."),
     # -- compatibility with the official metrics exporter --------------------------------------
     _spec("armonik_tasks_<status>", "gauge", (), "compat",
           "Official exporter: tasks of a status, cluster-wide; status lower-cased; queued = "
@@ -89,7 +98,8 @@ METRICS: tuple[MetricSpec, ...] = (
     _spec("armonik_observe_build_info", "info", ("version",), "self",
           "Version of armonik-observe."),
     _spec("armonik_observe_events_received", "counter", ("kind",), "self",
-          "Events received on the session streams, by kind."),
+          "Events received on the session streams, by kind (each kind the streams ask for "
+          "starts at 0)."),
     _spec("armonik_observe_event_streams", "gauge", ("state",), "self",
           "Event streams by state (connected, connecting, degraded)."),
     _spec("armonik_observe_stream_reconnects", "counter", (), "self",
@@ -108,7 +118,8 @@ METRICS: tuple[MetricSpec, ...] = (
     _spec("armonik_observe_unfollowed_sessions", "gauge", (), "self",
           "Running or paused sessions not followed because of --max-followed-sessions."),
     _spec("armonik_observe_dropped", "counter", ("reason",), "self",
-          "Records dropped on purpose (a cap reached, a duplicate, a status regression)."),
+          "Records dropped on purpose, by reason, each from 0: capacity (the tracked-task cap), "
+          "duplicate, regression (a status going back), replay (a subscription's snapshot)."),
     _spec("armonik_observe_asyncio_tasks", "gauge", (), "self",
           "asyncio tasks alive in the exporter (one per poller and followed stream, a few "
           "more): a number that only grows is a leak."),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from armonik_observe.model import (
     TERMINAL_TASK_STATUSES,
@@ -16,6 +18,7 @@ from armonik_observe.model import (
 )
 from armonik_observe.pipeline import Batch
 
+log = logging.getLogger(__name__)
 _TERMINAL_NAMES = frozenset(status.name for status in TERMINAL_TASK_STATUSES)
 # Completion rate for the ETA is measured over this much recent history.
 ETA_WINDOW_US = 300_000_000
@@ -65,6 +68,8 @@ class ObservedState:
     progress: dict[str, SessionProgress] = field(default_factory=dict)
     health: dict[str, HealthSample] = field(default_factory=dict)
     versions: Versions | None = None
+    deadline_option: str = "deadline"  # the task option holding a session's deadline
+    deadlines: dict[str, float] = field(default_factory=dict)  # session -> epoch seconds
 
     def update(self, batch: Batch) -> None:
         """Fold a batch's polled records in."""
@@ -83,12 +88,19 @@ class ObservedState:
 
     def _update_sessions(self, changed: list[SessionInfo]) -> None:
         sessions = self.sessions
+        deadlines = self.deadlines
         for session in changed:
             sessions.pop(session.session_id, None)  # re-inserted last: ended ones leave in order
             sessions[session.session_id] = session
+            deadline = session_deadline(session, self.deadline_option)
+            if deadline is None:
+                deadlines.pop(session.session_id, None)
+            else:
+                deadlines[session.session_id] = deadline
         ended = [k for k, s in sessions.items() if s.status not in _ACTIVE_SESSION]
         for session_id in ended[: max(0, len(ended) - ENDED_KEPT)]:
             del sessions[session_id]
+            deadlines.pop(session_id, None)
 
     def _update_counts(self, counts: list[StatusCounts]) -> None:
         partitions = {c.key: dict(c.counts) for c in counts if c.scope == "partition"}
@@ -106,3 +118,29 @@ class ObservedState:
         """The default partition of a session, or "" when unknown."""
         session = self.sessions.get(session_id)
         return session.default_partition if session else ""
+
+
+def session_deadline(session: SessionInfo, option: str) -> float | None:
+    """A session's deadline in epoch seconds, from its task option `option`; None without one.
+
+    A value that is not an RFC 3339 time is logged (once per change of the session) and
+    ignored.
+    """
+    text = dict(session.options).get(option) if option else None
+    if not text:
+        return None
+    deadline = parse_rfc3339(text)
+    if deadline is None:
+        log.warning("session %s: task option %s=%r is not an RFC 3339 time (e.g. "
+                    "2030-01-31T18:00:00Z): no deadline exported", session.session_id, option,
+                    text)
+    return deadline
+
+
+def parse_rfc3339(text: str) -> float | None:
+    """Epoch seconds of an RFC 3339 date-time (its offset required); None if it is not one."""
+    try:
+        moment = datetime.fromisoformat(text.strip().upper())  # RFC 3339 allows 't' and 'z'
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo is not None else None

@@ -128,11 +128,12 @@ class PrometheusSink:
         self_status: Callable[[], SelfStatus],
         version: str,
         core_compat: bool = True,
+        deadline_option: str = "deadline",
         state: ObservedState | None = None,
     ) -> None:
         self.registry = registry
-        self.state = state or ObservedState()
-        self.facts = FactMetrics()
+        self.state = state or ObservedState(deadline_option=deadline_option)
+        self.facts = FactMetrics(partitions=lambda: self.state.partitions)
         self._collectors: list[StateMetrics | FactMetrics | SelfMetrics | FamilySource] = [
             StateMetrics(self.state, up=up, core_compat=core_compat),
             self.facts,

@@ -118,6 +118,10 @@ class StateMetrics(Collector):
             for session_id, _ in sessions
         ]
         yield family("armonik_session_completion_eta_seconds", eta)
+        deadlines = self._state.deadlines
+        yield family("armonik_session_deadline_timestamp_seconds",
+                     [((session_id,), deadlines[session_id]) for session_id, _ in sessions
+                      if session_id in deadlines])
 
     def _compat(self) -> Iterator[Family]:
         totals = dict.fromkeys(COMPAT_STATUSES, 0)

@@ -108,9 +108,12 @@ class SessionGroup:
     priority: int = 1
     close_when_done: bool = True
     lifecycle: tuple[LifecycleStep, ...] = ()
+    # Seconds after the session opens, written as its `deadline` task option (RFC 3339).
+    deadline: float = 0.0
 
     def __post_init__(self) -> None:
         _require(self.count >= 1, "count", "must be at least 1")
+        _require(self.deadline >= 0, "deadline", "must not be negative")
         _require(self.start >= 0 and self.every >= 0, "start", "times must not be negative")
         _require(self.max_retries >= 0, "max_retries", "must not be negative")
         _require(self.max_duration > 0, "max_duration", "must be positive")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from armonik.protogen.common.objects_pb2 import TaskOptions
 from google.protobuf.duration_pb2 import Duration
@@ -43,7 +44,8 @@ class Workload:
 
     def _open(self, group: SessionGroup) -> None:
         plane = self._plane
-        session = plane.create_session(_options(group), [group.partition], group.profile)
+        session = plane.create_session(_options(group, plane.now()), [group.partition],
+                                       group.profile)
         session_id = session.session_id
         self.session_ids.append(session_id)
         self._pending_sessions -= 1
@@ -160,9 +162,13 @@ _GRAPHS: dict[str, Callable[[Workload, str, GraphSpec], None]] = {
 }
 
 
-def _options(group: SessionGroup) -> TaskOptions:
+def _options(group: SessionGroup, now_us: int) -> TaskOptions:
     app = group.application
     seconds = int(group.max_duration)
+    generic = {"group": group.name}
+    if group.deadline:
+        due = datetime.fromtimestamp(now_us / MICROS + group.deadline, UTC)
+        generic["deadline"] = due.isoformat().replace("+00:00", "Z")
     return TaskOptions(
         partition_id=group.partition,
         max_retries=group.max_retries,
@@ -173,5 +179,5 @@ def _options(group: SessionGroup) -> TaskOptions:
         application_namespace=app.namespace,
         application_service=app.service,
         engine_type="Unified",
-        options={"group": group.name},
+        options=generic,
     )
