@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -37,6 +38,7 @@ from armonik_observe.collectors.retry import Connection
 from armonik_observe.fact_columns import TaskFacts
 
 PAGE_SIZE = 1000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Told after each page: (tasks read so far, tasks to read as the server counted them).
 Progress = Callable[[int, int], None]
 Pages = list[tuple[int, TaskFacts]]  # (read at, in epoch microseconds; a page of facts)
@@ -126,8 +128,9 @@ def _conditions(selection: Selection) -> list[Any]:
     return conditions
 
 
-def _micros(moment: Any) -> int:
-    return int(moment.timestamp() * 1_000_000)
+def _micros(moment: datetime) -> int:
+    """Epoch microseconds of an aware time, exactly."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def _frame(pages: Pages) -> pl.DataFrame:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from armonik_observe.analytics.durations import seconds_between
+
 MAX_BARS = 10_000
 
 
@@ -21,6 +23,10 @@ def _intervals(tasks: pl.LazyFrame) -> pl.LazyFrame:
                          & pl.col("started_at").is_not_null() & pl.col("ended_at").is_not_null())
             .select("pod_hostname", "task_id", "status",
                     pl.col("started_at").alias("start"), pl.col("ended_at").alias("end")))
+
+
+def _with_seconds(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.with_columns(seconds_between("start", "end").alias("seconds"))
 
 
 def busy_blocks(intervals: pl.LazyFrame, gap_us: int = 0) -> pl.LazyFrame:
@@ -40,11 +46,10 @@ def pod_usage(tasks: pl.LazyFrame, wall_seconds: float | None) -> pl.DataFrame:
     """One row per pod: tasks, task_seconds (their sum), busy_seconds (their union),
     utilization (busy over the wall time), idle_share (1 - utilization), by pod name."""
     intervals = _intervals(tasks)
-    seconds = (pl.col("end") - pl.col("start")).dt.total_microseconds() / 1_000_000
-    work = intervals.group_by("pod_hostname").agg(
-        pl.len().alias("tasks"), seconds.sum().alias("task_seconds"))
-    busy = busy_blocks(intervals).group_by("pod_hostname").agg(
-        seconds.sum().alias("busy_seconds"))
+    work = _with_seconds(intervals).group_by("pod_hostname").agg(
+        pl.len().alias("tasks"), pl.col("seconds").sum().alias("task_seconds"))
+    busy = _with_seconds(busy_blocks(intervals)).group_by("pod_hostname").agg(
+        pl.col("seconds").sum().alias("busy_seconds"))
     usage = work.join(busy, on="pod_hostname").sort("pod_hostname")
     wall = wall_seconds or None
     return usage.with_columns(
