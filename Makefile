@@ -31,6 +31,7 @@ lint: $(STAMP)
 
 test: lint
 	scripts/ensure-prometheus
+	scripts/ensure-chromium
 	$(BIN)/python -m pytest -q
 
 # Every benchmark runs, even after one fails; make fails if any did.

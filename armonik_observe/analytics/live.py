@@ -34,7 +34,6 @@ from armonik_observe.archive.arrow import facts_batches
 from armonik_observe.archive.schema import TASKS
 from armonik_observe.collectors import convert, requests
 from armonik_observe.collectors.channel import ChannelFactory, Endpoint, TlsFiles
-from armonik_observe.collectors.retry import Connection
 from armonik_observe.fact_columns import TaskFacts
 
 PAGE_SIZE = 1000
@@ -45,12 +44,14 @@ Pages = list[tuple[int, TaskFacts]]  # (read at, in epoch microseconds; a page o
 
 
 class LiveReader:
-    """Reads the selected tasks of one control plane, a page at a time."""
+    """Reads the selected tasks of one control plane, a page at a time: one call at a time,
+    each under its deadline, no retries (a one-shot command reports a failure at once)."""
 
-    def __init__(self, connection: Connection, *, page_size: int = PAGE_SIZE,
-                 progress: Progress | None = None,
+    def __init__(self, channel: grpc.aio.Channel, *, rpc_timeout: float = 60.0,
+                 page_size: int = PAGE_SIZE, progress: Progress | None = None,
                  clock: Callable[[], float] = time.time) -> None:
-        self.connection = connection
+        self.channel = channel
+        self.rpc_timeout = rpc_timeout
         self.page_size = page_size
         self.progress = progress
         self.clock = clock
@@ -106,7 +107,7 @@ class LiveReader:
 
     async def _call(self, stub: Any, rpc: str, request: Any) -> Any:
         try:
-            return await self.connection.unary(stub, rpc, request)
+            return await getattr(stub(self.channel), rpc)(request, timeout=self.rpc_timeout)
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 raise AnalyticsError(error.details() or "not found") from None
@@ -145,12 +146,13 @@ async def read_live(endpoint: Endpoint, selection: Selection, *, tls: TlsFiles |
                     rpc_timeout: float = 60.0, page_size: int = PAGE_SIZE,
                     progress: Progress | None = None) -> TaskFrames:
     """The selected tasks of the control plane at `endpoint` (ListTasksDetailed pages)."""
-    connection = Connection(ChannelFactory(endpoint, tls), timeouts={"default": rpc_timeout})
+    channel = ChannelFactory(endpoint, tls)()
     try:
-        reader = LiveReader(connection, page_size=page_size, progress=progress)
+        reader = LiveReader(channel, rpc_timeout=rpc_timeout, page_size=page_size,
+                            progress=progress)
         return await reader.frames(selection, f"the control plane at {endpoint.url}")
     finally:
-        await connection.close()
+        await channel.close()
 
 
 def from_live(endpoint: Endpoint, selection: Selection, **options: Any) -> TaskFrames:

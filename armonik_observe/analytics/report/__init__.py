@@ -120,8 +120,10 @@ def _durations_table(analysis: SessionAnalysis) -> str:
 
 def _pods(analysis: SessionAnalysis, figures: Figures, start: datetime) -> str:
     usage, gantt = analysis.pods, analysis.gantt
+    heading = "<h3>Pods: who ran what, and when</h3>"
     if usage.is_empty():
-        return "<h3>Pods</h3><p class=note>No task of this session ran on a known pod.</p>"
+        return heading + '<p class="note">No task of this session ran on a known pod.</p>'
+
     shown = (f"one bar per task ({gantt.tasks:,} tasks)" if not gantt.downsampled else
              f"{gantt.tasks:,} tasks drawn as {gantt.bars.height:,} busy periods (downsampled "
              f"past {analysis.options.max_gantt_bars:,} tasks: gaps under "
@@ -131,7 +133,7 @@ def _pods(analysis: SessionAnalysis, figures: Figures, start: datetime) -> str:
                          pl.col("utilization").max().alias("max")).row(0, named=True)
     least = usage.sort("utilization", "pod_hostname").head(10)
     return "".join([
-        "<h3>Pods: who ran what, and when</h3>",
+        heading,
         f'<p class="note">{stats["pods"]:,} pods; utilization (busy time over the makespan) '
         f'mean {stats["mean"]:.1%}, min {stats["min"]:.1%}, max {stats["max"]:.1%}. Gantt: '
         f"{shown}; the critical path in red.</p>",

@@ -25,8 +25,9 @@ PARTITION_COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b27
                     "#ff9da6", "#9d755d", "#eeca3b", "#bab0ac")
 CRITICAL = "#d62728"
 HISTOGRAM_BINS = 60
-LAYOUT = {"template": "simple_white", "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
-          "legend": {"orientation": "h", "y": -0.18}, "font": {"size": 12}}
+LAYOUT = {"template": "simple_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+          "legend": {"orientation": "h", "x": 0, "y": 1.0, "yanchor": "bottom"},
+          "font": {"size": 12}}
 
 
 def _seconds_since(values: pl.Series, origin: datetime) -> list[float | None]:
@@ -41,9 +42,10 @@ def origin(analysis: SessionAnalysis) -> datetime | None:
 
 def phase_breakdown(analysis: SessionAnalysis) -> go.Figure:
     """Mean seconds of each phase, stacked, per partition (and over all)."""
-    overall = analysis.durations.with_columns(pl.lit("all partitions").alias("partition_id"))
-    stats = pl.concat([overall.select(analysis.durations_by_partition.columns),
-                       analysis.durations_by_partition])
+    stats = analysis.durations_by_partition
+    if stats["partition_id"].n_unique() > 1:
+        overall = analysis.durations.with_columns(pl.lit("all partitions").alias("partition_id"))
+        stats = pl.concat([overall.select(stats.columns), stats])
     groups = list(dict.fromkeys(stats["partition_id"].to_list()))
     figure = go.Figure()
     for phase, color in zip(PHASES, PHASE_COLORS, strict=True):
@@ -155,7 +157,7 @@ def critical_steps(analysis: SessionAnalysis) -> pl.DataFrame:
     """The critical path's tasks, in order, with their times and the edge into each."""
     chain = analysis.critical_path
     order = pl.DataFrame({"task_id": list(chain.task_ids), "via": list(chain.via),
-                          "step": list(range(len(chain.task_ids)))},
+                          "step": list(range(1, len(chain.task_ids) + 1))},
                          schema={"task_id": pl.String, "via": pl.String, "step": pl.Int64})
     return order.join(analysis.tasks, on="task_id", how="left").sort("step")
 
@@ -163,7 +165,7 @@ def critical_steps(analysis: SessionAnalysis) -> pl.DataFrame:
 def critical_path(steps: pl.DataFrame, start: datetime) -> go.Figure:
     """Steps of the critical path on a timeline, a row each: waiting for its predecessors
     (created to submitted), queued (submitted to started), working (started to ended)."""
-    labels = [f"{step + 1}. {task[:8]}"
+    labels = [f"{step}. {task[:8]}"
               for step, task in zip(steps["step"], steps["task_id"], strict=True)]
     spans = (("waiting for predecessors", "created_at", "submitted_at", "#bab0ac"),
              ("queued to start", "submitted_at", "started_at", "#f58518"),
