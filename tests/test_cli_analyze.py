@@ -82,7 +82,19 @@ async def test_the_formats_parse_and_csv_has_a_row_per_session(
     [comparison] = json.loads(compared.stdout)
     assert comparison["baseline_session_id"] == pricing[0]
     assert comparison["session_id"] == pricing[1]
-    assert {t["figure"] for t in comparison["totals"]} >= {"makespan_seconds"}
+    summaries = {summary["session_id"]: summary for summary in as_json}
+    assert {t["figure"] for t in comparison["totals"]} == {
+        "makespan_seconds", "critical_path_seconds", "makespan_lower_bound_seconds",
+        "parallelism_ratio"}
+    for total in comparison["totals"]:
+        before = summaries[pricing[0]][total["figure"]]
+        after = summaries[pricing[1]][total["figure"]]
+        assert (total["baseline"], total["session"]) == (before, after)
+        assert total["delta"] == after - before
+        more, less = (("slower", "faster") if total["figure"].endswith("_seconds")
+                      else ("higher", "lower"))
+        assert total["change"] == (more if after > before else less if after < before
+                                   else "same")
     assert {r["change"] for r in comparison["durations"]} <= {"slower", "faster", "same"}
     text = analyze("--archive", str(tmp_path / "archive"), "--compare", pricing[0], pricing[1])
     assert "against" in text.stdout and "delta" in text.stdout

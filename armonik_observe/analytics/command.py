@@ -140,7 +140,7 @@ def _comparison(baseline: SessionAnalysis, sessions: list[SessionAnalysis], outp
 
 def _comparison_table(comparison: dict[str, Any]) -> str:
     lines = [f"session {comparison['session_id']} against {comparison['baseline_session_id']}"]
-    totals = [[t["figure"], _num(t["baseline"]), _num(t["session"]), _num(t["delta_seconds"]),
+    totals = [[t["figure"], _num(t["baseline"]), _num(t["session"]), _num(t["delta"]),
                _percent(t["delta_percent"]), t["change"]] for t in comparison["totals"]]
     lines.append(table(["figure", "baseline", "session", "delta", "delta %", "change"], totals))
     lines.append("")

@@ -63,13 +63,16 @@ def compare(baseline: pl.LazyFrame, session: pl.LazyFrame,
 
 def compare_totals(baseline: Mapping[str, float | None],
                    session: Mapping[str, float | None]) -> list[dict[str, Any]]:
-    """The session-wide figures (makespan, critical path, ...) compared the same way."""
+    """Session-wide figures (makespan, critical path, ...) compared the same way; a figure in
+    seconds is slower or faster, any other (the parallelism ratio) higher or lower."""
     rows = []
     for name, before in baseline.items():
         after = session.get(name)
         delta = None if before is None or after is None else after - before
         percent = None if delta is None or not before else 100 * delta / before
-        rows.append({"figure": name, "baseline": before, "session": after,
-                     "delta_seconds": delta, "delta_percent": percent,
-                     "change": change(delta, before)})
+        verdict = change(delta, before)
+        if not name.endswith("_seconds"):
+            verdict = {"slower": "higher", "faster": "lower"}.get(verdict, verdict)
+        rows.append({"figure": name, "baseline": before, "session": after, "delta": delta,
+                     "delta_percent": percent, "change": verdict})
     return rows
