@@ -213,12 +213,25 @@ def analyze(**options: Any) -> None:
 
     SESSION...: the sessions (default: every session in the archive).
     """
+    _prefer_command_line(click.get_current_context(), options, "archive", "endpoint")
     settings = _build(AnalyzeSettings.build, **options)
     try:
         output = run_analyze(settings, lambda line: click.echo(line, err=True))
     except (*_USER_ERRORS, AnalyticsError, OSError) as error:
         raise UserError(str(error).splitlines()[0]) from None
     click.echo(output, nl=False)
+
+
+def _prefer_command_line(ctx: click.Context, options: dict[str, Any], *names: str) -> None:
+    """Of exclusive options, drop those set by the environment or a config file when the
+    command line sets another (ARMONIK_OBSERVE_ENDPOINT set for `serve` must not stop
+    `analyze --archive`)."""
+    given = [name for name in names if options.get(name) is not None]
+    typed = [name for name in given
+             if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+    if typed:
+        for name in set(given) - set(typed):
+            options[name] = None
 
 
 @main.group(name="archive")

@@ -148,6 +148,16 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path: Path) -> None:
                           "--until")
 
 
+def test_the_command_line_wins_over_a_source_from_the_environment(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    asyncio.run(_empty_archive(empty))
+    # An exporter's environment names its control plane: `analyze --archive` reads the archive.
+    result = run_cli("analyze", "--archive", str(empty), ARMONIK_OBSERVE_ENDPOINT=DEAD)
+    assert_one_line_error(result, "holds no task and no session")
+    result = run_cli("analyze", "-e", DEAD, "s-1", ARMONIK_OBSERVE_ARCHIVE=str(empty))
+    assert_one_line_error(result, "UNAVAILABLE")
+
+
 async def test_an_unknown_session_on_a_live_control_plane_is_refused(manual_sim: Any) -> None:
     async with manual_sim(SCENARIO) as (sim, _):
         await sim.run_until_idle()

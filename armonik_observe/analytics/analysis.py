@@ -12,11 +12,13 @@ from typing import Any
 
 import polars as pl
 
-from armonik_observe.analytics import graph, stragglers
-from armonik_observe.analytics.curves import curves
+from armonik_observe.analytics import graph
+from armonik_observe.analytics import stragglers as drag  # the module; `stragglers` is an answer
+from armonik_observe.analytics.curves import curves as curves_of
 from armonik_observe.analytics.durations import duration_stats
 from armonik_observe.analytics.frames import TaskFrames
-from armonik_observe.analytics.pods import MAX_BARS, Gantt, gantt, pod_usage
+from armonik_observe.analytics.pods import MAX_BARS, Gantt, pod_usage
+from armonik_observe.analytics.pods import gantt as gantt_of
 from armonik_observe.analytics.summary import session_summary
 
 
@@ -24,8 +26,8 @@ from armonik_observe.analytics.summary import session_summary
 class Options:
     """How stragglers are found and curves sampled."""
 
-    straggler_factor: float = stragglers.DEFAULT_FACTOR
-    straggler_measure: str = stragglers.DEFAULT_MEASURE
+    straggler_factor: float = drag.DEFAULT_FACTOR
+    straggler_measure: str = drag.DEFAULT_MEASURE
     curve_interval: float | None = None  # seconds; None: about 200 points over the session
     max_gantt_bars: int = MAX_BARS
 
@@ -35,8 +37,8 @@ class SessionAnalysis:
 
     def __init__(self, session_id: str, tasks: pl.DataFrame,
                  results: pl.LazyFrame | None = None, options: Options | None = None) -> None:
-        # Sorted, so that sums (means, work) add up in the same order whatever the source.
         self.session_id = session_id
+        # Sorted, so that sums (means, work) add up in the same order whatever the source.
         self.tasks = tasks.sort("task_id")
         self.results = results
         self.options = options or Options()
@@ -95,7 +97,7 @@ class SessionAnalysis:
     @cached_property
     def curves(self) -> pl.DataFrame:
         """Throughput, backlog and concurrency per partition over time."""
-        return curves(self.lazy, self.options.curve_interval)
+        return curves_of(self.lazy, self.options.curve_interval)
 
     @cached_property
     def pods(self) -> pl.DataFrame:
@@ -105,28 +107,28 @@ class SessionAnalysis:
     @cached_property
     def gantt(self) -> Gantt:
         """The Gantt chart's bars."""
-        return gantt(self.lazy, self.options.max_gantt_bars)
+        return gantt_of(self.lazy, self.options.max_gantt_bars)
 
     @cached_property
     def stragglers(self) -> pl.DataFrame:
         """Tasks slower than the factor x their partition's median."""
-        return stragglers.stragglers(self.lazy, self.options.straggler_factor,
-                                     self.options.straggler_measure)
+        return drag.stragglers(self.lazy, self.options.straggler_factor,
+                               self.options.straggler_measure)
 
     @cached_property
     def skew(self) -> pl.DataFrame:
         """Max / median per partition."""
-        return stragglers.skew(self.lazy, self.options.straggler_measure)
+        return drag.skew(self.lazy, self.options.straggler_measure)
 
     @cached_property
     def retries(self) -> pl.DataFrame:
         """Chains of retried attempts."""
-        return stragglers.retry_chains(self.lazy)
+        return drag.retry_chains(self.lazy)
 
     @cached_property
     def errors(self) -> pl.DataFrame:
         """Attempts that ended without completing, by status and message."""
-        return stragglers.errors(self.lazy)
+        return drag.errors(self.lazy)
 
     def summary(self) -> dict[str, Any]:
         """The session as the JSON format holds it (docs/analytics.md)."""

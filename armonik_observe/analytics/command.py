@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import click
 
-from armonik_observe.analytics.analysis import Options, SessionAnalysis, analyses
+from armonik_observe.analytics.analysis import Options, SessionAnalysis
 from armonik_observe.analytics.compare import compare, compare_totals
 from armonik_observe.analytics.frames import Selection, TaskFrames, from_archive
 from armonik_observe.analytics.live import Progress, from_live
@@ -77,6 +77,7 @@ def run_analyze(settings: AnalyzeSettings, echo: Callable[[str], None],
     options = Options(straggler_factor=settings.straggler_factor)
     found = _analyse(frames, options, progress)
     if settings.html is not None:
+        # Plotly is loaded only when a report is asked for.
         from armonik_observe.analytics.report import write_report
 
         write_report(settings.html, found, frames.source)
@@ -88,14 +89,15 @@ def run_analyze(settings: AnalyzeSettings, echo: Callable[[str], None],
 
 def _analyse(frames: TaskFrames, options: Options,
              progress: ProgressFactory) -> list[SessionAnalysis]:
-    if len(frames.sessions) == 1:
-        return analyses(frames, options)
+    """Read and analyse each session (the answers its summary needs) under a progress bar."""
     bar = progress("analysing sessions")
     found = []
     try:
         for session in frames.sessions:
-            found.append(SessionAnalysis(session, frames.session(session), frames.results,
-                                         options))
+            analysis = SessionAnalysis(session, frames.session(session), frames.results,
+                                       options)
+            analysis.summary()  # each answer is kept: the output asks again for free
+            found.append(analysis)
             bar(len(found), len(frames.sessions))
     finally:
         bar.close()

@@ -51,9 +51,9 @@ class Selection:
         if sessions and self.sessions:
             conditions.append(pl.col("session_id").is_in(list(self.sessions)))
         if self.since is not None:
-            conditions.append(pl.col("created_at") >= _utc(self.since))
+            conditions.append(pl.col("created_at") >= as_utc(self.since))
         if self.until is not None:
-            conditions.append(pl.col("created_at") < _utc(self.until))
+            conditions.append(pl.col("created_at") < as_utc(self.until))
         if self.partition is not None:
             conditions.append(pl.col("partition_id") == self.partition)
         if self.application is not None:
@@ -67,7 +67,7 @@ class Selection:
                                                    self.application))
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """An aware datetime in UTC (naive ones are taken as UTC), to compare with archived times."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -94,7 +94,7 @@ class TaskFrames:
         return views.tasks(self.raw.filter(pl.col("session_id") == session_id)).collect()
 
 
-def from_archive(directory: Path, selection: Selection) -> TaskFrames:
+def from_archive(directory: Path | str, selection: Selection) -> TaskFrames:
     """The tasks of an archive that the selection picks; AnalyticsError if there are none, or
     if a session asked for is in neither the tasks nor the sessions of the archive."""
     archive = open_archive(directory)

@@ -28,6 +28,7 @@ from armonik_observe.analytics.frames import (
     AnalyticsError,
     Selection,
     TaskFrames,
+    as_utc,
     resolve_sessions,
 )
 from armonik_observe.archive.arrow import facts_batches
@@ -55,7 +56,6 @@ class LiveReader:
         self.page_size = page_size
         self.progress = progress
         self.clock = clock
-        self.pages = 0
 
     async def frames(self, selection: Selection, where: str) -> TaskFrames:
         """The selected tasks; AnalyticsError for a session the control plane does not know."""
@@ -84,7 +84,6 @@ class LiveReader:
                      else [*conditions, requests.task_created_since(cursor)])
             request = requests.list_tasks_created(keyed, page, self.page_size)
             reply = await self._call(TasksStub, "ListTasksDetailed", request)
-            self.pages += 1
             tasks = reply.tasks
             if tasks:
                 into.append((int(self.clock() * 1_000_000), convert.task_facts(tasks, True)))
@@ -130,8 +129,8 @@ def _conditions(selection: Selection) -> list[Any]:
 
 
 def _micros(moment: datetime) -> int:
-    """Epoch microseconds of an aware time, exactly."""
-    return (moment - EPOCH) // timedelta(microseconds=1)
+    """Epoch microseconds of a time (naive ones are UTC), exactly."""
+    return (as_utc(moment) - EPOCH) // timedelta(microseconds=1)
 
 
 def _frame(pages: Pages) -> pl.DataFrame:

@@ -59,8 +59,8 @@ def pod_usage(tasks: pl.LazyFrame, wall_seconds: float | None) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class Gantt:
-    """Bars of the Gantt chart: pod_hostname, start, end, status ("" for merged periods),
-    task_id (or the number of tasks a merged bar stands for, in `tasks`).
+    """Bars of the Gantt chart: pod_hostname, task_id, status (both "" for a busy period), start,
+    end, and the number of tasks the bar stands for (`tasks`).
 
     Up to `MAX_BARS` tasks, one bar each; past that, each pod's busy periods, gaps shorter than
     `merged_gap_seconds` merged, so that the bars stay under the limit."""

@@ -20,6 +20,7 @@ from armonik_observe.model import TaskStatus
 if TYPE_CHECKING:
     from armonik_observe.analytics.analysis import SessionAnalysis
 
+ERRORS_SHOWN = 20  # the most frequent (status, message) groups in a session object
 NO_FINISHED_TASK = "no finished task: durations, makespan and the task graph need ended tasks"
 TOTALS = ("makespan_seconds", "critical_path_seconds", "makespan_lower_bound_seconds",
           "parallelism_ratio")
@@ -52,13 +53,14 @@ def session_summary(analysis: SessionAnalysis) -> dict[str, Any]:
     """The JSON object of one session."""
     tasks = analysis.tasks
     ended = analysis.ended
-    by_partition = {}
-    for (partition,), stats in analysis.durations_by_partition.group_by(
-            "partition_id", maintain_order=True):
-        count = tasks.filter(pl.col("partition_id") == partition).height
-        by_partition[partition] = {"tasks": count, "durations": durations_object(stats)}
+    stats = analysis.durations_by_partition
+    by_partition = {
+        partition: {"tasks": count, "durations": durations_object(
+            stats.filter(pl.col("partition_id") == partition))}
+        for partition, count in tasks.group_by("partition_id").len().sort("partition_id")
+        .iter_rows()}
     retries = analysis.retries
-    summary: dict[str, Any] = {
+    return {
         "session_id": analysis.session_id,
         "finished": ended > 0,
         "note": None if ended else NO_FINISHED_TASK,
@@ -81,10 +83,6 @@ def session_summary(analysis: SessionAnalysis) -> dict[str, Any]:
         "errors": [{"status": row["status"], "message": row["message"], "tasks": row["tasks"]}
                    for row in analysis.errors.head(ERRORS_SHOWN).iter_rows(named=True)],
     }
-    return summary
-
-
-ERRORS_SHOWN = 20
 
 
 def to_json(objects: Sequence[Mapping[str, Any]]) -> str:
@@ -166,7 +164,7 @@ def session_table(summary: Mapping[str, Any]) -> str:
         f"  makespan {seconds(summary['makespan_seconds'])} s, critical path "
         f"{seconds(summary['critical_path_seconds'])} s ({summary['critical_path_tasks']} "
         f"tasks), lower bound {seconds(summary['makespan_lower_bound_seconds'])} s, "
-        f"parallelism {parallelism:.2f}" if parallelism is not None else "",
+        f"parallelism {'-' if parallelism is None else f'{parallelism:.2f}'}",
         f"  retried tasks {summary['retries']['retried_tasks']} "
         f"({summary['retries']['recovered']} recovered), stragglers "
         f"{summary['stragglers']['count']} (> {summary['stragglers']['factor']:g} x median "
@@ -177,4 +175,4 @@ def session_table(summary: Mapping[str, Any]) -> str:
     for error in summary["errors"][:5]:
         message = error["message"] or "(no message)"
         lines.append(f"  {error['tasks']} x {error['status']}: {message}")
-    return "\n".join(line for line in lines if line is not None) + "\n"
+    return "\n".join(lines) + "\n"

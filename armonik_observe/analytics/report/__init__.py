@@ -124,10 +124,12 @@ def _pods(analysis: SessionAnalysis, figures: Figures, start: datetime) -> str:
     if usage.is_empty():
         return heading + '<p class="note">No task of this session ran on a known pod.</p>'
 
-    shown = (f"one bar per task ({gantt.tasks:,} tasks)" if not gantt.downsampled else
-             f"{gantt.tasks:,} tasks drawn as {gantt.bars.height:,} busy periods (downsampled "
-             f"past {analysis.options.max_gantt_bars:,} tasks: gaps under "
-             f"{gantt.merged_gap_seconds:g} s merged)")
+    shown = f"one bar per task ({gantt.tasks:,} tasks)"
+    if gantt.merged_gap_seconds is not None:
+        merged = (f"gaps under {gantt.merged_gap_seconds:g} s merged"
+                  if gantt.merged_gap_seconds else "overlapping tasks merged")
+        shown = (f"{gantt.tasks:,} tasks drawn as {gantt.bars.height:,} busy periods "
+                 f"(downsampled past {analysis.options.max_gantt_bars:,} tasks: {merged})")
     stats = usage.select(pl.len().alias("pods"), pl.col("utilization").mean().alias("mean"),
                          pl.col("utilization").min().alias("min"),
                          pl.col("utilization").max().alias("max")).row(0, named=True)
