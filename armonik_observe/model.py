@@ -171,6 +171,8 @@ class TaskFact:
     parent_task_ids: tuple[str, ...] | None = None
     data_dependencies: tuple[str, ...] | None = None
     expected_output_ids: tuple[str, ...] | None = None
+    application_namespace: str = ""
+    application_service: str = ""
 
     @property
     def queue_wait(self) -> Micros | None:

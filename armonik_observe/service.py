@@ -107,8 +107,9 @@ class Exporter(AsyncService):
             monotonic=monotonic,
         )
         self.pollers: list[Poller] = [self.discovery, self.health, self.counts, self.facts]
+        self.sweeper: ResultsSweeper | None = None
         if needs.results:
-            sweeper = ResultsSweeper(
+            self.sweeper = sweeper = ResultsSweeper(
                 connection=connection, publish=publish, interval=settings.session_interval,
                 start_point=self._sessions_start_point, monotonic=monotonic,
             )
@@ -237,7 +238,22 @@ class Exporter(AsyncService):
             stuck=self._stuck_tasks(),
             lag_seconds=streams.lag_by_session(),
             collector_errors=errors,
+            asyncio_tasks=_asyncio_tasks(),
+            caches=self._caches(),
         )
+
+    def _caches(self) -> dict[str, int]:
+        """Entries of every bounded cache, for armonik_observe_cache_entries."""
+        caches = {
+            **self.sink.caches(),
+            "recent_ends": sum(t.recent_ends() for t in self.streams.trackers.values()),
+            "facts_seen": self.facts.seen_ids(),
+            "lag_pending": self.streams.lag.pending(),
+            "sessions": self.discovery.remembered(),
+        }
+        if self.sweeper is not None:
+            caches["results"] = self.sweeper.remembered()
+        return caches
 
     def _stuck_tasks(self) -> dict[tuple[str, str], int]:
         computed_at, stuck = self._stuck
@@ -255,3 +271,11 @@ class Exporter(AsyncService):
                 tally[(partition, status.name)] += count
         self._stuck = (now, dict(tally))
         return self._stuck[1]
+
+
+def _asyncio_tasks() -> int:
+    """Tasks alive on the running loop (0 when read outside one)."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0

@@ -135,9 +135,10 @@ def test_a_killed_exporter_leaves_a_readable_archive_that_a_new_one_completes(
     first = start_serve(simulator, directory)
     try:
         wait_for(lambda: archived_tasks(directory) > 0, "the first task rows")
-        # Half a flush interval on: a kill between two flushes (a kill inside a flush is
-        # test_a_kill_between_two_segments_of_one_flush_loses_no_task).
-        time.sleep(0.2)
+        # Right after a flush made its segments visible: a kill between two flushes (a kill
+        # inside a flush is test_a_kill_between_two_segments_of_one_flush_loses_no_task).
+        written = len(segments(directory))
+        wait_for(lambda: len(segments(directory)) > written, "a later flush")
         os.kill(first.pid, signal.SIGKILL)
         assert first.wait(timeout=WAIT_S) == -signal.SIGKILL
     finally:
@@ -165,8 +166,7 @@ def test_a_killed_exporter_leaves_a_readable_archive_that_a_new_one_completes(
         wait_for(lambda: len(set(truth_totals(simulator))) == 1, "the scenario to end")
         every, ended_ = truth_totals(simulator)
         wait_for(lambda: archived_tasks(directory) >= ended_, "every ended task archived")
-        time.sleep(1.0)  # two more flushes: nothing else may appear
-    finally:
+    finally:  # stopping flushes what is buffered: nothing else may appear
         second.send_signal(signal.SIGINT)
         try:
             assert second.wait(timeout=WAIT_S) == 0

@@ -3,6 +3,8 @@ and Polars alike, bad segments skipped by name, and the summaries the exporter n
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -26,8 +28,9 @@ from test_archive_writer import (
 )
 
 from armonik_observe import archive
-from armonik_observe.archive import ArchiveError
+from armonik_observe.archive import ArchiveError, layout
 from armonik_observe.archive.schema import TABLES, TASKS, empty_table
+from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import SessionInfo
 from armonik_observe.pipeline import Batch
 
@@ -222,3 +225,29 @@ async def test_raw_lazy_frames_keep_every_row(tmp_path: Path) -> None:
     assert opened.lazy("tasks", raw=True).select(pl.len()).collect().item() == 4
     assert opened.lazy("tasks").select(pl.len()).collect().item() == 2
     assert opened.lazy("events").collect_schema() == pl.DataFrame(empty_table("events")).schema
+
+
+async def test_an_archive_of_format_1_reads_its_new_columns_as_null_and_takes_new_rows(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "a"
+    await write(directory, Batch(facts=TaskFacts.of([fact(1), fact(2)])))
+    # Make it a format-1 archive: no application namespace or service in its tasks segments.
+    for path in directory.rglob("tasks/*/*.parquet"):
+        old = pq.read_table(path).drop_columns(["application_namespace", "application_service"])
+        pq.write_table(old, path)
+    (directory / layout.MARKER).write_text(json.dumps({"format": layout.FORMAT, "version": 1}))
+    opened = archive.open(directory)
+    assert opened.query("SELECT count(*), count(application_namespace) FROM tasks")[0] == (2, 0)
+    frame = opened.lazy("tasks").collect()
+    assert frame["application_service"].null_count() == 2 and frame.height == 2
+
+    newer = dataclasses.replace(fact(3), application_namespace="ns", application_service="svc")
+    await write(directory, Batch(facts=TaskFacts.of([newer])))  # the exporter takes it over
+    assert json.loads((directory / layout.MARKER).read_text())["version"] == layout.FORMAT_VERSION
+    rows = archive.open(directory).query(
+        "SELECT task_id, application_namespace, application_service FROM tasks ORDER BY 1")
+    assert rows == [("task-000001", None, None), ("task-000002", None, None),
+                    ("task-000003", "ns", "svc")]
+    frame = archive.open(directory).lazy("tasks").sort("task_id").collect()
+    assert frame["application_namespace"].to_list() == [None, None, "ns"]

@@ -146,6 +146,8 @@ def expected_row(task: SimTask) -> dict[str, Any]:
         "priority": options.priority,
         "application_name": options.application_name,
         "application_version": options.application_version,
+        "application_namespace": options.application_namespace,
+        "application_service": options.application_service,
         "options": dict(options.options),
         "status": task.status.name,
         "status_message": task.status_message,

@@ -12,12 +12,14 @@ import gc
 import os
 import threading
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from exporter_harness import wait_until
 
 from armonik_observe import archive
 from armonik_observe.archive import ArchiveError, ArchiveSink, ResultRecord, layout, segments
@@ -435,13 +437,17 @@ async def test_a_reader_in_another_thread_never_fails_nor_goes_back(tmp_path: Pa
             if last:
                 return
 
+    def read_more(reads: int) -> bool:
+        return len(seen) > reads or bool(errors)
+
     thread = threading.Thread(target=read_repeatedly)
     thread.start()
     try:
         for page in range(8):
             sink.consume(Batch(facts=TaskFacts.of(bulk_facts(page * 500, 500))))
             await sink.flush()
-            await asyncio.sleep(0.01)
+            # The reader reads between two flushes, at least once.
+            await wait_until(partial(read_more, len(seen)), within=30)
     finally:
         done.set()
         await asyncio.to_thread(thread.join, 30)

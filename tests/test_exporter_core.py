@@ -184,3 +184,24 @@ async def test_the_archive_watermark_is_read_off_the_event_loop(
         async with exporter:
             await settle(exporter, 1)
     assert threads and threading.get_ident() not in threads
+
+
+async def test_every_bounded_cache_is_exposed_with_its_size(
+    manual_sim: Any, tmp_path: Path,
+) -> None:
+    from test_exporter_faults import WORK
+
+    async with manual_sim(WORK) as (sim, _), exporter_for(
+            sim, archive=tmp_path / "archive") as exporter:
+        for _ in range(4):
+            await sim.advance(1)
+            await settle(exporter, 1)
+        caches = {labels["cache"]: value for labels, value in (
+            (s.labels, s.value) for f in exporter.registry.collect()
+            if f.name == "armonik_observe_cache_entries" for s in f.samples)}
+        assert set(caches) == {"render_heads", "sessions_known", "session_progress",
+                               "recent_ends", "facts_seen", "lag_pending", "sessions",
+                               "results"}
+        assert caches["facts_seen"] == exporter.facts.seen_ids() > 0
+        assert caches["sessions_known"] == len(exporter.sink.state.sessions) > 0
+        assert caches["recent_ends"] > 0

@@ -7,7 +7,7 @@ from typing import Any
 
 from exporter_harness import exporter_for, sample, settle, settle_until, wait_until
 
-from armonik_observe.collectors.lag import LagMonitor
+from armonik_observe.collectors.lag import MAX_PENDING, LagMonitor
 from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import TERMINAL_TASK_STATUSES, TaskFact
 from armonik_observe.simulator.builtin import builtin_scenario
@@ -157,3 +157,11 @@ async def test_a_stream_whose_first_answer_is_late_is_not_behind() -> None:
             assert streams.reconnects == 0
             assert sample(exporter, "armonik_observe_event_lag_seconds",
                           {"session": session_id}) < 1.0
+
+
+def test_pending_ends_are_capped_per_session() -> None:
+    monitor = listening("s")
+    many = [ended(f"t{i}", 1 + i / 1000) for i in range(MAX_PENDING + 50)]
+    monitor.note_facts(TaskFacts.of(many), lambda s, t: False)
+    assert monitor.pending() == MAX_PENDING
+    assert monitor.lag_seconds("s") == (many[-1].ended_at - many[0].ended_at) / SECOND

@@ -53,7 +53,8 @@ def _read_int(path: Path, key: str) -> int | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
 FORMAT = "armonik-observe-archive"
-FORMAT_VERSION = 1
+# 2: tasks gained application_namespace and application_service (version 1 reads as null).
+FORMAT_VERSION = 2
 SEGMENT_SUFFIX = ".parquet"
 TMP_SUFFIX = ".parquet.tmp"
 
@@ -75,8 +76,8 @@ def is_archive(directory: Path) -> bool:
     return (directory / MARKER).is_file()
 
 
-def check_marker(directory: Path) -> None:
-    """Fail unless `directory` is an archive of a format version this code reads."""
+def check_marker(directory: Path) -> int:
+    """The archive's format version; fails unless this code reads it."""
     try:
         marker = json.loads((directory / MARKER).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -89,13 +90,15 @@ def check_marker(directory: Path) -> None:
             f"{directory}: archive format version {version!r} is not supported "
             f"(this code reads up to {FORMAT_VERSION})"
         )
+    return version
 
 
 def prepare(directory: Path) -> None:
     """Create an archive at `directory`, or check that an existing one can be written."""
     try:
         if is_archive(directory):
-            check_marker(directory)
+            if check_marker(directory) < FORMAT_VERSION:
+                _write_marker(directory)  # what is written from now on has the newer columns
             _probe_writable(directory)
         elif directory.exists() and any(directory.iterdir()):
             raise ArchiveError(
@@ -103,10 +106,14 @@ def prepare(directory: Path) -> None:
             )
         else:
             directory.mkdir(parents=True, exist_ok=True)
-            payload = {"format": FORMAT, "version": FORMAT_VERSION}
-            write_atomically(directory / MARKER, lambda tmp: tmp.write_text(json.dumps(payload)))
+            _write_marker(directory)
     except OSError as error:
         raise ArchiveError(f"cannot write an archive at {directory}: {describe(error)}") from None
+
+
+def _write_marker(directory: Path) -> None:
+    payload = {"format": FORMAT, "version": FORMAT_VERSION}
+    write_atomically(directory / MARKER, lambda tmp: tmp.write_text(json.dumps(payload)))
 
 
 def _probe_writable(directory: Path) -> None:

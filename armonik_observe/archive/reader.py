@@ -101,6 +101,12 @@ class Archive:
             return
         # The file list goes in as data, through the relation API: no SQL is built from paths.
         relation = connection.read_parquet(files, hive_partitioning=True, union_by_name=True)
+        missing = [c for c in table.schema.names if c not in relation.columns]
+        if missing:  # segments of an older format version: the columns added since read null
+            types = dict(zip(table.schema.names,
+                             connection.from_arrow(empty_table(table.name)).types, strict=True))
+            nulls = ", ".join(f'CAST(NULL AS {types[c]}) AS "{c}"' for c in missing)
+            relation = relation.select(f"*, {nulls}")
         relation.to_view(name)
 
     def __enter__(self) -> Archive:
@@ -174,10 +180,14 @@ class Archive:
             paths = self._snapshot[spec(table).name]
             self._check(paths)
         files = [str(path) for path in paths]
+        schema = pl.DataFrame(empty_table(table)).schema
         if files:
-            frame = pl.scan_parquet(files, hive_partitioning=False, missing_columns="insert")
+            # Columns added since a segment's format version read null; the partition column
+            # is in every file, so none comes from the path.
+            frame = pl.scan_parquet(files, schema=schema, hive_partitioning=False,
+                                    missing_columns="insert", extra_columns="ignore")
         else:
-            frame = pl.DataFrame(empty_table(table)).lazy()
+            frame = pl.LazyFrame(schema=schema)
         rule = views.LAZY_VIEWS.get(table)
         return frame if raw or rule is None else rule(frame)
 

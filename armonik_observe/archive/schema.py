@@ -151,6 +151,10 @@ TASKS = TableSpec(
         Column("priority", pa.int32(), "Task option priority."),
         _s("application_name", "Task option application_name."),
         _s("application_version", "Task option application_version."),
+        _s("application_namespace", "Task option application_namespace (format 2 on; null "
+                                    "in older archives)."),
+        _s("application_service", "Task option application_service (format 2 on; null in "
+                                  "older archives)."),
         Column("options", OPTIONS, "The generic task options (key to value)."),
         _s("status", "Task status name (COMPLETED, ERROR, ...)."),
         Column("status_message", pa.string(), "Status message of the task.", free_text=True),

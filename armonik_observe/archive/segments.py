@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 REPLACES_KEY = b"armonik_observe.replaces"
 ROW_GROUP_ROWS = 131_072  # DuckDB scans a file's row groups in parallel
+ROW_GROUP_BYTES = 32 << 20  # and no more than this in memory while a merge writes one
 # A `.tmp` file older than this is no write in flight but the leftover of a crash.
 STRAY_TMP_SECONDS = 300.0
 
@@ -121,22 +122,39 @@ class SegmentIndex:
             self.warn(f"skipped archive segment {path}: unfinished write (a .tmp file)")
 
 
-def write_segment(spec: TableSpec, partition: Path, table: pa.Table,
+def write_segment(spec: TableSpec, partition: Path, rows: pa.Table | Iterable[pa.Table],
                   replaces: tuple[str, ...] = ()) -> Path:
     """Write rows of a table as a new segment of a partition, visible all at once; return its
-    path."""
-    if replaces:
-        metadata = {REPLACES_KEY: json.dumps(list(replaces)).encode()}
-        table = table.replace_schema_metadata(metadata)
+    path. `rows` may come in parts (same schema), written as they come: a merge of many
+    segments then holds about one row group in memory, not all of them."""
+    metadata = {REPLACES_KEY: json.dumps(list(replaces)).encode()} if replaces else None
     target = partition / layout.segment_name()
+    parts = iter([rows] if isinstance(rows, pa.Table) else rows)
 
     def write(tmp: Path) -> None:
+        first = next(parts)
         # A path, not a Python file object: pyarrow then writes without holding the GIL.
-        pq.write_table(table, str(tmp), compression="zstd", row_group_size=ROW_GROUP_ROWS,
-                       **spec.parquet_options())
+        with pq.ParquetWriter(str(tmp), first.schema.with_metadata(metadata),
+                              compression="zstd", **spec.parquet_options()) as writer:
+            for part in _row_groups(first, parts):
+                writer.write_table(part.replace_schema_metadata(metadata),
+                                   row_group_size=ROW_GROUP_ROWS)
 
     layout.write_atomically(target, write)
     return target
+
+
+def _row_groups(first: pa.Table, rest: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """The parts regrouped into tables of about a row group (ROW_GROUP_ROWS, or fewer rows
+    when they reach ROW_GROUP_BYTES in memory)."""
+    pending, rows, size = [first], first.num_rows, first.nbytes
+    for part in rest:
+        if rows + part.num_rows > ROW_GROUP_ROWS or size >= ROW_GROUP_BYTES:
+            yield pa.concat_tables(pending)
+            pending, rows, size = [], 0, 0
+        pending.append(part)
+        rows, size = rows + part.num_rows, size + part.nbytes
+    yield pa.concat_tables(pending)
 
 
 def stray_tmp_files(partition: Path, horizon: float) -> Iterator[Path]:

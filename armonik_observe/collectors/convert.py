@@ -87,10 +87,10 @@ def _core_row(task: Any) -> tuple[Any, ...]:
             processing.seconds, processing.nanos, reception.seconds, reception.nanos)
 
 
-_DETAIL_STRINGS = ("application_version", "pod_hostname", "owner_pod_id", "initial_task_id",
-                   "payload_id", "created_by", "status_message", "error", "max_retries",
-                   "priority", "options", "retry_of_ids", "parent_task_ids", "data_dependencies",
-                   "expected_output_ids")
+_DETAIL_STRINGS = ("application_version", "application_namespace", "application_service",
+                   "pod_hostname", "owner_pod_id", "initial_task_id", "payload_id", "created_by",
+                   "status_message", "error", "max_retries", "priority", "options",
+                   "retry_of_ids", "parent_task_ids", "data_dependencies", "expected_output_ids")
 _DETAIL_TIMES = ("created_at", "acquired_at", "fetched_at", "started_at", "processed_at",
                  "max_duration")
 
@@ -110,7 +110,8 @@ def _detail_row(task: Any) -> tuple[Any, ...]:
     created, acquired, fetched, started, processed, limit = (
         task.created_at, task.acquired_at, task.fetched_at, task.started_at, task.processed_at,
         options.max_duration)
-    return (options.application_version, task.pod_hostname, task.owner_pod_id,
+    return (options.application_version, options.application_namespace,
+            options.application_service, task.pod_hostname, task.owner_pod_id,
             task.initial_task_id, task.payload_id, task.created_by, task.status_message,
             task.output.error, options.max_retries, options.priority,
             tuple(sorted(generic.items())) if generic else (), tuple(task.retry_of_ids),

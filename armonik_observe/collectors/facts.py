@@ -88,6 +88,10 @@ class TaskFactsPoller(Poller):
             cursor, page = (last, 0) if last > cursor else (cursor, page + 1)
         self._forget_old()
 
+    def seen_ids(self) -> int:
+        """Ids remembered to drop re-reads in the overlap window (its ends, at most)."""
+        return len(self._seen)
+
     def _origin(self) -> FactsOrigin:
         if self.origin is None:
             raise RuntimeError("the task facts poller has no origin: call place() first")

@@ -21,6 +21,10 @@ from armonik_observe.fact_columns import TaskFacts
 # never delivers the ends it missed, and the facts already counted them.
 FORGET_AFTER_US = 600_000_000
 
+# Pending ends kept per session, at most: a stream that many ends behind is degraded long before
+# (its lag is the span from the oldest pending end, which stays).
+MAX_PENDING = 100_000
+
 Delivered = Callable[[str, str], bool]  # (session_id, task_id) -> the stream delivered its end
 
 
@@ -52,8 +56,9 @@ class LagMonitor:
                     continue
                 if ended_at > self._newest.get(session_id, 0):
                     self._newest[session_id] = ended_at
-                if not seen(session_id, task_id):
-                    self._pending.setdefault(session_id, {})[task_id] = ended_at
+                pending = self._pending.setdefault(session_id, {})
+                if not seen(session_id, task_id) and len(pending) < MAX_PENDING:
+                    pending[task_id] = ended_at
             for session_id in self._pending:
                 self._prune(session_id)
         self.facts_newest_us = max(self.facts_newest_us, int(ends.max()))
@@ -70,6 +75,10 @@ class LagMonitor:
         if not pending:
             return 0.0
         return max(0, self._newest[session_id] - min(pending.values())) / 1_000_000
+
+    def pending(self) -> int:
+        """Ends pending over every session (a bounded cache: MAX_PENDING a session)."""
+        return sum(map(len, self._pending.values()))
 
     def forget(self, session_id: str) -> None:
         """Stop measuring a session: its stream is cut, degraded or no longer followed."""

@@ -100,6 +100,10 @@ class ResultsSweeper(Poller):
             if session.status in ENDED and session.session_id not in self._swept:
                 self._due[session.session_id] = session
 
+    def remembered(self) -> int:
+        """Sessions due or remembered as swept (at most SWEPT_MEMORY of those)."""
+        return len(self._due) + len(self._swept)
+
     async def poll_once(self) -> None:
         """Sweep the sessions that ended since the start point and were not swept yet."""
         start = self._start_point()

@@ -79,6 +79,10 @@ class SessionDiscovery(Poller):
         """Where the change feed starts (the task facts' start point); before the first poll."""
         self._floor_us = floor_us
 
+    def remembered(self) -> int:
+        """Sessions remembered between passes: as last published, and counted since resync."""
+        return len(self._published) + len(self.census)
+
     def followed_ids(self) -> list[str]:
         """Ids of the followed sessions."""
         return list(self.followed)

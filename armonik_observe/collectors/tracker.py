@@ -108,6 +108,10 @@ class TaskTracker:
         while ended and (len(ended) > RECENT_END_LIMIT or next(iter(ended.values())) < horizon):
             del ended[next(iter(ended))]
 
+    def recent_ends(self) -> int:
+        """Ended ids remembered (RECENT_END_SECONDS, at most RECENT_END_LIMIT)."""
+        return len(self._ended)
+
     def has_ended(self, task_id: str) -> bool:
         """True when the stream delivered the task's final status recently (or replayed it)."""
         return task_id in self._ended

@@ -125,6 +125,11 @@ class Renderer:
         self._cached = 0
         self._cache_limit = cache_limit
 
+    @property
+    def cached(self) -> int:
+        """Line heads cached (cleared past the limit)."""
+        return self._cached
+
     def render(self, families: Iterable[Family], openmetrics: bool) -> Iterator[str]:
         """Yield the exposition text of each family."""
         if self._cached > self._cache_limit:

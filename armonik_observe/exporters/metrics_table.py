@@ -109,6 +109,13 @@ METRICS: tuple[MetricSpec, ...] = (
           "Running or paused sessions not followed because of --max-followed-sessions."),
     _spec("armonik_observe_dropped", "counter", ("reason",), "self",
           "Records dropped on purpose (a cap reached, a duplicate, a status regression)."),
+    _spec("armonik_observe_asyncio_tasks", "gauge", (), "self",
+          "asyncio tasks alive in the exporter (one per poller and followed stream, a few "
+          "more): a number that only grows is a leak."),
+    _spec("armonik_observe_cache_entries", "gauge", ("cache",), "self",
+          "Entries of each bounded cache (docs/architecture.md lists the bounds): render_heads, "
+          "sessions_known, session_progress, recent_ends, facts_seen, lag_pending, sessions, "
+          "results."),
     _spec("armonik_observe_collector_errors", "counter", ("collector",), "self",
           "Unexpected exceptions in a collector (not gRPC errors: a bug, a malformed reply); the "
           "collector logs the first of a run with its traceback and goes on after a backoff."),

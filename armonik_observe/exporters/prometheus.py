@@ -44,6 +44,8 @@ class SelfStatus:
     stuck: Mapping[tuple[str, str], int] = field(default_factory=dict)
     lag_seconds: Mapping[str, float] = field(default_factory=dict)
     collector_errors: Mapping[str, int] = field(default_factory=dict)
+    asyncio_tasks: int = 0
+    caches: Mapping[str, int] = field(default_factory=dict)
 
 
 class SelfMetrics(Collector):
@@ -75,6 +77,8 @@ class SelfMetrics(Collector):
         stuck = [(labels, float(count)) for labels, count in sorted(status.stuck.items())]
         yield family("armonik_tasks_stuck", stuck)
         yield family("armonik_observe_collector_errors", _by_label(status.collector_errors))
+        yield family("armonik_observe_asyncio_tasks", [((), float(status.asyncio_tasks))])
+        yield family("armonik_observe_cache_entries", _by_label(status.caches))
 
 
 class FamilySource(Collector):
@@ -147,6 +151,11 @@ class PrometheusSink:
         registry.register(self.transitions)
         registry.register(self.rpc_duration)
         self._renderer = Renderer()
+
+    def caches(self) -> dict[str, int]:
+        """Entries of the sink's bounded caches."""
+        return {"render_heads": self._renderer.cached, "sessions_known": len(self.state.sessions),
+                "session_progress": len(self.state.progress)}
 
     def add_families(self, families: Callable[[], Iterable[Family]]) -> None:
         """Expose more families, computed at each scrape (e.g. another sink's self-metrics)."""

@@ -83,11 +83,16 @@ def metrics_url(child: Child) -> str:
     return match.group(1)
 
 
+def exporter_command(endpoint: str, *options: str) -> list[str]:
+    """`armonik-observe serve` against `endpoint`, metrics on a free port."""
+    return common.cli_command("--log-level", "WARNING", "serve", "-e", endpoint,
+                              "--listen", f"{HOST}:0", *options)
+
+
 def start_exporter(endpoint: str, *options: str) -> Child:
-    """`armonik-observe serve` against `endpoint`, metrics on a free port, once it prints ready."""
-    cmd = common.cli_command("--log-level", "WARNING", "serve", "-e", endpoint,
-                             "--listen", f"{HOST}:0", *options)
-    return common.start_process(cmd, name="exporter", ready_prefix=EXPORTER_READY, timeout=30)
+    """`armonik-observe serve` against `endpoint`, once it prints ready."""
+    return common.start_process(exporter_command(endpoint, *options), name="exporter",
+                                ready_prefix=EXPORTER_READY, timeout=30)
 
 
 def start_simulator(*options: str) -> tuple[Child, str]:
