@@ -18,7 +18,8 @@ armonik-analytics 0.0.2 on the same tasks.
 usage: python -m bench.bench_analytics [--rows 1000000] [--rounds 3] [--baseline-tasks 100000]
        [--skip-analysis] [--skip-baseline] [--keep] [--quick]
        python -m bench.bench_analytics worker --archive DIR --session ID --html FILE (a round)
-Writes bench/results/analytics.json. About 3 minutes with the defaults; --quick about 40 s.
+Writes bench/results/analytics.json. 1 to 2.5 minutes with the defaults on 2 shared cores;
+--quick about 20 s.
 """
 
 from __future__ import annotations
