@@ -15,11 +15,15 @@ import click
 import duckdb
 
 from armonik_observe import __version__
+from armonik_observe.analytics.command import run_analyze
+from armonik_observe.analytics.frames import AnalyticsError
 from armonik_observe.archive import ArchiveError
 from armonik_observe.archive.query import export_archive, run_sql
 from armonik_observe.collectors.channel import EndpointError
 from armonik_observe.config import (
+    ANALYZE_OUTPUTS,
     DEMO_DEFAULTS,
+    AnalyzeSettings,
     DemoPrometheusSettings,
     ServeSettings,
     SettingsError,
@@ -66,6 +70,11 @@ def _options(*options: Callable[[F], F]) -> Callable[[F], F]:
         return function
 
     return decorate
+
+
+def _help(settings: type, name: str) -> str:
+    """The help a settings field declares."""
+    return next(f.metadata["help"] for f in dataclasses.fields(settings) if f.name == name)
 
 
 def _click_type(hint: Any) -> Any:
@@ -203,6 +212,48 @@ def sql(archive: Path, output: str, query: str) -> None:
         click.echo(run_sql(archive, query, output), nl=False)
     except _USER_ERRORS as error:
         raise UserError(str(error).splitlines()[0]) from None
+
+
+@main.command(**_COMMAND)
+@click.option("--archive", type=_directory, default=None, help="Archive directory to analyse.")
+@click.option("-e", "--endpoint", default=None, help="Live control plane, http://host:port or "
+              "https://host:port, paged with ListTasksDetailed (instead of --archive).")
+@click.option("--certificate-authority", type=_file, help="PEM file of the CA to trust.")
+@click.option("--client-certificate", type=_file, help="PEM client certificate (mTLS).")
+@click.option("--client-key", type=_file, help="PEM client key (mTLS).")
+@click.option("--compare", metavar="BASELINE", default=None,
+              help="Compare each SESSION with this baseline session.")
+@click.option("--html", type=_file, default=None,
+              help="Also write a self-contained HTML report (opens offline).")
+@click.option("-o", "--output", type=click.Choice(ANALYZE_OUTPUTS), default="table",
+              show_default=True, help=_help(AnalyzeSettings, "output"))
+@_settings_options(AnalyzeSettings, "since", "until", "partition", "application",
+                   "straggler_factor", "rpc_timeout")
+@click.argument("sessions", nargs=-1)
+def analyze(**options: Any) -> None:
+    """Analyse sessions after the fact: durations, phases, pods, stragglers, the task graph.
+
+    SESSION...: the sessions (default: every session in the archive).
+    """
+    _prefer_command_line(click.get_current_context(), options, "archive", "endpoint")
+    settings = _build(AnalyzeSettings.build, **options)
+    try:
+        output = run_analyze(settings, lambda line: click.echo(line, err=True))
+    except (*_USER_ERRORS, AnalyticsError, OSError) as error:
+        raise UserError(str(error).splitlines()[0]) from None
+    click.echo(output, nl=False)
+
+
+def _prefer_command_line(ctx: click.Context, options: dict[str, Any], *names: str) -> None:
+    """Of exclusive options, drop those set by the environment or a config file when the
+    command line sets another (ARMONIK_OBSERVE_ENDPOINT set for `serve` must not stop
+    `analyze --archive`)."""
+    given = [name for name in names if options.get(name) is not None]
+    typed = [name for name in given
+             if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+    if typed:
+        for name in set(given) - set(typed):
+            options[name] = None
 
 
 @main.command(**_COMMAND)

@@ -6,7 +6,7 @@ import shutil
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
@@ -375,3 +375,81 @@ def load_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SettingsError(f"--config: {path} must hold a mapping of option names to values")
     return {str(key).replace("-", "_"): value for key, value in data.items()}
+
+
+def parse_time(value: str, option: str, now: datetime) -> datetime:
+    """An ISO 8601 time (UTC unless it names its offset), or a duration before `now`: 2h, 7d."""
+    if value[-1:] in _UNITS and value[:-1].replace(".", "", 1).isdigit():
+        return now - parse_duration(value, option)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"{option}: expected an ISO 8601 time like 2026-01-31T08:00:00Z or "
+                            f"a duration ago like 2h or 7d, got {value!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+ANALYZE_OUTPUTS = ("table", "json", "csv")
+
+
+@dataclass(frozen=True)
+class AnalyzeSettings:
+    """Everything `armonik-observe analyze` needs, validated: one source (an archive or a live
+    control plane), the sessions, what to select and how to answer."""
+
+    archive: Path | None = None
+    endpoint: Endpoint | None = None
+    tls: TlsFiles = field(default_factory=TlsFiles)
+    sessions: tuple[str, ...] = ()
+    baseline: str | None = None
+    html: Path | None = None
+    output: str = setting("table", "table (for a terminal), json or csv: json and csv are "
+                                   "stable formats (docs/analytics.md).")
+    since: datetime | None = field(default=None, metadata={
+        "help": "Only tasks created at or after this time: ISO 8601 (UTC unless it says) or a "
+                "duration ago, e.g. 2h or 7d.", "cli_type": str})
+    until: datetime | None = field(default=None, metadata={
+        "help": "Only tasks created before this time (same forms as --since).",
+        "cli_type": str})
+    partition: str | None = setting(None, "Only tasks of this partition.")
+    application: str | None = setting(None, "Only tasks of this application (its name).")
+    straggler_factor: float = setting(3.0, "A straggler takes longer than this many times its "
+                                           "partition's median processing_to_end.")
+    rpc_timeout: float = setting(60.0, "Deadline of each ListTasksDetailed page (live mode), "
+                                       "seconds.")
+
+    def __post_init__(self) -> None:
+        if (self.archive is None) == (self.endpoint is None):
+            raise SettingsError("give either --archive DIR or -e/--endpoint URL (one source)")
+        if self.endpoint is not None and not self.sessions and self.since is None:
+            raise SettingsError("the live mode needs a SESSION or --since: it never reads a "
+                                "control plane's whole history")
+        if self.output not in ANALYZE_OUTPUTS:
+            raise SettingsError(f"--output: expected one of {', '.join(ANALYZE_OUTPUTS)}")
+        if self.since and self.until and self.until <= self.since:
+            raise SettingsError("--until must be after --since")
+        for name in ("straggler_factor", "rpc_timeout"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"--{name.replace('_', '-')}: must be positive")
+
+    @classmethod
+    def build(cls, *, endpoint: str | None = None, since: str | None = None,
+              until: str | None = None, compare: str | None = None,
+              sessions: tuple[str, ...] = (), certificate_authority: Path | None = None,
+              client_certificate: Path | None = None, client_key: Path | None = None,
+              now: datetime | None = None, **options: Any) -> AnalyzeSettings:
+        """Validate raw option values into settings; `compare` names the baseline session."""
+        moment = now or datetime.now(UTC)
+        if compare is not None and not sessions:
+            raise SettingsError("--compare BASELINE needs at least one SESSION to compare")
+        parsed = tls = None
+        if endpoint is not None:
+            serve = ServeSettings.build(endpoint=endpoint, listen="127.0.0.1:0",
+                                        certificate_authority=certificate_authority,
+                                        client_certificate=client_certificate,
+                                        client_key=client_key)
+            parsed, tls = serve.endpoint, serve.tls
+        return cls(endpoint=parsed, tls=tls or TlsFiles(), baseline=compare,
+                   sessions=((compare,) if compare else ()) + tuple(sessions),
+                   since=parse_time(since, "--since", moment) if since else None,
+                   until=parse_time(until, "--until", moment) if until else None, **options)

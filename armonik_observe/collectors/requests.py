@@ -170,3 +170,50 @@ def list_partitions(page: int, page_size: int) -> Any:
         page=page, page_size=page_size,
         sort=partitions.ListPartitionsRequest.Sort(field=field, direction=ASC),
     )
+
+
+def _task_created(micros: int, operator: int) -> Any:
+    seconds, rest = divmod(micros, 1_000_000)
+    return task_filters.FilterField(
+        field=_summary_field(task_fields.TASK_SUMMARY_ENUM_FIELD_CREATED_AT),
+        filter_date=filters.FilterDate(
+            value=Timestamp(seconds=seconds, nanos=rest * 1000), operator=operator),
+    )
+
+
+def task_created_since(micros: int) -> Any:
+    """Condition: the task was created at or after the time."""
+    return _task_created(micros, filters.FILTER_DATE_OPERATOR_AFTER_OR_EQUAL)
+
+
+def task_created_before(micros: int) -> Any:
+    """Condition: the task was created before the time."""
+    return _task_created(micros, filters.FILTER_DATE_OPERATOR_BEFORE)
+
+
+def task_application_is(name: str) -> Any:
+    """Condition: the task's application_name option equals the name."""
+    field = task_fields.TaskField(
+        task_option_field=task_fields.TaskOptionField(
+            field=task_fields.TASK_OPTION_ENUM_FIELD_APPLICATION_NAME
+        )
+    )
+    return task_filters.FilterField(
+        field=field,
+        filter_string=filters.FilterString(
+            value=name, operator=filters.FILTER_STRING_OPERATOR_EQUAL
+        ),
+    )
+
+
+def list_tasks_created(conditions: list[Any], page: int, page_size: int) -> Any:
+    """A ListTasks page of the tasks matching every condition, oldest creation first."""
+    return tasks.ListTasksRequest(
+        page=page,
+        page_size=page_size,
+        filters=_task_filters(*conditions),
+        sort=tasks.ListTasksRequest.Sort(
+            field=_summary_field(task_fields.TASK_SUMMARY_ENUM_FIELD_CREATED_AT), direction=ASC
+        ),
+        with_errors=True,
+    )
