@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,8 +34,10 @@ def tune_process() -> None:
     sys.setswitchinterval(0.001)
 
 
-def build_simulator(settings: SimulatorSettings) -> Simulator:
-    """A simulator from its settings."""
+def build_simulator(settings: SimulatorSettings,
+                    id_salt: Callable[[], int] = lambda: secrets.randbits(128)) -> Simulator:
+    """A simulator from its settings; each run's ids are new (the seed decides the workload,
+    not the ids: a second demo run never replaces the first's rows in one archive)."""
     return Simulator(
         settings.scenario,
         listen=settings.listen,
@@ -44,6 +47,7 @@ def build_simulator(settings: SimulatorSettings) -> Simulator:
         faults=settings.faults,
         record_events=False,
         ttl=settings.ttl.total_seconds(),
+        id_salt=id_salt(),
     )
 
 
