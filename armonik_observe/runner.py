@@ -6,6 +6,8 @@ import gc
 import logging
 import os
 import secrets
+import shlex
+import shutil
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,6 +34,19 @@ def tune_process() -> None:
     # interval each of the event loop's wake-ups can wait that long (measured: p99 loop lag
     # 13-16 ms during a flush, 2-10 ms at 1 ms).
     sys.setswitchinterval(0.001)
+
+
+def command_name(argv0: str | None = None,
+                 which: Callable[[str], str | None] = shutil.which) -> str:
+    """How to run this command again from the same shell: its name when it is on PATH, else
+    the path it was run by (`make demo` runs .venv/bin/armonik-observe), else `python -m`."""
+    ran = Path(argv0 if argv0 is not None else sys.argv[0])
+    found = which("armonik-observe")
+    if found is not None and Path(found).resolve() == ran.resolve():
+        return "armonik-observe"
+    if ran.name == "armonik-observe":
+        return shlex.quote(str(ran))
+    return f"{shlex.quote(sys.executable)} -m armonik_observe.cli"
 
 
 def build_simulator(settings: SimulatorSettings,
@@ -105,7 +120,7 @@ async def run_demo(
                  f"alerting rules: {local.url}/alerts)")
         archive = exporter.settings.archive
         if archive is not None:
-            echo(f"demo: archive in {archive}/ - query it with: armonik-observe sql --archive "
+            echo(f"demo: archive in {archive}/ - query it with: {command_name()} sql --archive "
                  f"{archive} \"SELECT status, count(*) FROM tasks GROUP BY ALL\"")
         if exporter.settings.traces_file is not None:
             echo(f"demo: spans in {exporter.settings.traces_file} (OTLP JSON lines; "
