@@ -18,9 +18,11 @@ _STATUS_BITS = 5
 _RANK_SHIFT = _STATUS_BITS
 _SINCE_SHIFT = 9
 _NAMES = {status.name: status for status in TaskStatus}
-# Ended ids are remembered this long: long enough for a late duplicate of the final status,
-# and for the task facts of the same ends to be matched against the stream (event lag).
-RECENT_END_SECONDS = 120
+# Ended ids are remembered this long: long enough for a late duplicate of the final status
+# (seconds), and for the task facts of the same ends to be matched against the stream (event
+# lag: the facts come a facts interval, 5 s, after the end). The longer, the more it holds:
+# 60 s of ends is 60,000 ids at 1,000 ends/s (about 6 MB).
+RECENT_END_SECONDS = 60
 RECENT_END_LIMIT = 200_000  # per session, whatever the end rate
 
 
@@ -56,7 +58,10 @@ class TaskTracker:
     def __init__(self, budget: Budget | None = None) -> None:
         self.budget = budget or Budget()
         self._tasks: dict[str, int] = {}
-        self._ended: dict[str, int] = {}  # recently ended ids -> second seen, oldest first
+        # Recently ended tasks -> second seen, oldest first. Keyed by the id's hash (64 bits:
+        # a collision in 120 s of ends is vanishingly rare), not the id: a busy session keeps
+        # 100k of them, and the id strings would double what they cost.
+        self._ended: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -72,7 +77,7 @@ class TaskTracker:
             return ADVANCED
         rank = TASK_STATUS_RANK[status]
         packed = self._tasks.get(task_id)
-        if packed is None and task_id in self._ended:
+        if packed is None and hash(task_id) in self._ended:
             return self._drop(DUPLICATE)  # anything after the end is late news
         if packed is None and new and status != TaskStatus.CREATING:
             if status in TERMINAL_TASK_STATUSES:
@@ -94,7 +99,7 @@ class TaskTracker:
         return ADVANCED
 
     def _end(self, task_id: str, packed: int | None, now_s: int) -> Progress:
-        if task_id in self._ended:
+        if hash(task_id) in self._ended:
             return self._drop(DUPLICATE)
         if packed is not None:  # finished tasks are evicted...
             del self._tasks[task_id]
@@ -105,7 +110,7 @@ class TaskTracker:
 
     def _remember_end(self, task_id: str, now_s: int) -> None:
         ended = self._ended
-        ended[task_id] = now_s
+        ended[hash(task_id)] = now_s
         horizon = now_s - RECENT_END_SECONDS
         while ended and (len(ended) > RECENT_END_LIMIT or next(iter(ended.values())) < horizon):
             del ended[next(iter(ended))]
@@ -116,7 +121,7 @@ class TaskTracker:
 
     def has_ended(self, task_id: str) -> bool:
         """True when the stream delivered the task's final status recently (or replayed it)."""
-        return task_id in self._ended
+        return hash(task_id) in self._ended
 
     def _track(
         self, task_id: str, packed: int | None, status: TaskStatus, rank: int, now_s: int
