@@ -266,3 +266,39 @@ async def test_replaying_an_unknown_session_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(result, "no-such-session")
     result = run_cli("traces", "--archive", str(directory))
     assert_one_line_error(result, "--otlp-endpoint or --traces-file")
+
+
+def test_a_slow_backend_fills_a_bounded_queue_and_the_overflow_is_counted() -> None:
+    import threading
+
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from armonik_observe.traces.output import Destination, SpanOutput
+    from armonik_observe.traces.plan import SpanPlan
+
+    release = threading.Event()
+
+    class Stuck(SpanExporter):
+        """A backend that does not answer until released."""
+
+        def __init__(self) -> None:
+            self.spans = 0
+
+        def export(self, spans: Any) -> SpanExportResult:
+            release.wait(30)
+            self.spans += len(spans)
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            """Nothing to release."""
+
+    stuck = Stuck()
+    output = SpanOutput(Destination(file=Path("unused"), max_queue_size=512), exporter=stuck)
+    for index in range(2000):
+        output.write(SpanPlan("task", 1, index + 1, None, 0, 1, {}))
+    queued = output._processor._batch_processor._queue  # what the SDK holds, bounded
+    assert len(queued) <= 512
+    assert output.dropped["queue_full"] >= 2000 - 512 - 512  # one batch may be in export
+    release.set()
+    output.shutdown()
+    assert stuck.spans + output.dropped["queue_full"] == 2000  # every span sent or counted
