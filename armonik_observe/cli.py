@@ -319,15 +319,23 @@ def _prefer_command_line(ctx: click.Context, options: dict[str, Any], *names: st
 def traces(archive: Path, sessions: tuple[str, ...], **options: Any) -> None:
     """Send the spans of archived sessions (every one without SESSION) to OTLP or a file."""
     settings = _build(TraceReplaySettings.build, **options)
+    # The OTLP exporters log each retry; what failed is told once, below.
+    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
     try:
-        written = replay_archive(archive, sessions, settings, progress=_progress)
+        counts = replay_archive(archive, sessions, settings,
+                                progress=_progress if sys.stderr.isatty() else iter)
     except _USER_ERRORS as error:
         raise UserError(str(error).splitlines()[0]) from None
-    click.echo(f"sent {written} spans of {archive} to {settings.destination_name}")
+    left_out = f" ({counts.unsampled} left out by the sampler)" if counts.unsampled else ""
+    click.echo(f"sent {counts.exported} spans of {archive} to {settings.destination_name}"
+               f"{left_out}")
+    if counts.failed:
+        raise UserError(f"{counts.failed} spans could not be sent to "
+                        f"{settings.destination_name}: is the OTLP endpoint up?")
 
 
 def _progress(sessions: list[str]) -> Iterator[str]:
-    """The sessions, with a progress bar on stderr (drawn on a terminal only)."""
+    """The sessions, with a progress bar on stderr."""
     with click.progressbar(sessions, label="sessions", file=sys.stderr, show_pos=True) as bar:
         yield from bar
 
@@ -373,6 +381,9 @@ def _build(builder: Callable[..., T], **options: Any) -> T:
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     try:
         asyncio.run(coroutine)
+    except TimeoutError:  # an OSError too, but nothing the user typed: the stop overran
+        click.echo("armonik-observe: error: the stop did not finish in time", err=True)
+        sys.exit(1)
     except (*_USER_ERRORS, OSError) as error:
         message = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise UserError(message) from None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import shutil
 import tomllib
 from collections.abc import Mapping
@@ -92,8 +94,8 @@ class SimulatorSettings:
         parse_listen(options.get("listen", cls.listen))
         for name in ("speed", "rate", "duration"):
             value = options.get(name)
-            if value is not None and value <= 0:
-                raise SettingsError(f"--{name}: must be positive, got {value}")
+            if value is not None and (not value > 0 or not math.isfinite(value)):
+                raise SettingsError(f"--{name}: must be a positive number, got {value}")
         if isinstance(ttl, str):
             ttl = parse_seconds_or_duration(ttl, "--ttl")
         return cls(scenario=resolve_scenario(scenario), faults=parse_faults(faults), ttl=ttl,
@@ -185,14 +187,14 @@ class ServeSettings:
         for name in ("session_interval", "session_resync_interval", "count_interval",
                      "health_interval", "facts_interval",
                      "stuck_threshold", "max_event_lag", "archive_flush_interval"):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"--{name.replace('_', '-')}: must be positive")
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
+                raise SettingsError(f"--{name.replace('_', '-')}: must be a positive number")
         for name in ("max_followed_sessions", "max_tracked_tasks"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"--{name.replace('_', '-')}: must be at least 1")
         for name in ("backfill", "clock_skew", "facts_overlap"):
-            if getattr(self, name) < 0:
-                raise SettingsError(f"--{name.replace('_', '-')}: must not be negative")
+            if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
+                raise SettingsError(f"--{name.replace('_', '-')}: must be a number, not negative")
         if not 0.0 <= self.trace_sample_ratio <= 1.0:
             raise SettingsError("--trace-sample-ratio: must be between 0 and 1")
         if self.max_spans_per_session < 1:
@@ -329,7 +331,7 @@ def parse_rpc_timeouts(values: tuple[str, ...] | list[str]) -> Mapping[str, floa
             number = float(seconds)
         except ValueError:
             number = -1.0
-        if number <= 0:
+        if not number > 0 or not math.isfinite(number):
             raise SettingsError(f"--rpc-timeout: expected SECONDS or RPC=SECONDS with a "
                                 f"positive number, got {value!r}")
         if sep:
@@ -345,10 +347,11 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_duration(value: str, option: str) -> timedelta:
     """Parse `30d`, `12h`, `90m`, `45s` or `2w`."""
     number, unit = value[:-1], value[-1:]
-    if unit not in _UNITS or not number.replace(".", "", 1).isdigit() or float(number) <= 0:
-        raise SettingsError(f"{option}: expected a positive duration like 30d or 12h, got "
-                            f"{value!r}")
-    return timedelta(seconds=float(number) * _UNITS[unit])
+    if unit in _UNITS and number.replace(".", "", 1).isdigit() and float(number) > 0:
+        with contextlib.suppress(OverflowError):  # more days than a timedelta holds
+            return timedelta(seconds=float(number) * _UNITS[unit])
+    raise SettingsError(f"{option}: expected a positive duration like 30d or 12h, got "
+                        f"{value!r}")
 
 
 def parse_seconds_or_duration(value: str, option: str) -> timedelta:
@@ -433,8 +436,8 @@ class AnalyzeSettings:
         if self.since and self.until and self.until <= self.since:
             raise SettingsError("--until must be after --since")
         for name in ("straggler_factor", "rpc_timeout"):
-            if getattr(self, name) <= 0:
-                raise SettingsError(f"--{name.replace('_', '-')}: must be positive")
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
+                raise SettingsError(f"--{name.replace('_', '-')}: must be a positive number")
 
     @classmethod
     def build(cls, *, endpoint: str | None = None, since: str | None = None,

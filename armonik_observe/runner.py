@@ -11,6 +11,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from armonik_observe.config import (
     DemoPrometheusSettings,
@@ -19,9 +20,15 @@ from armonik_observe.config import (
     TraceReplaySettings,
 )
 from armonik_observe.dashboards.local_prometheus import LocalPrometheus
+from armonik_observe.lifecycle import StartedStack
 from armonik_observe.service import Exporter
 from armonik_observe.simulator.server import Simulator
 from armonik_observe.supervisor import supervise
+
+if TYPE_CHECKING:  # the OpenTelemetry SDK loads only when traces are asked for
+    from armonik_observe.traces.output import SpanCounts
+
+DEMO_STOP_TIMEOUT_S = 60.0  # each of the demo's parts; the exporter's sinks flush in less
 
 Echo = Callable[[str], None]
 
@@ -100,22 +107,20 @@ async def run_demo(
     tune_process()
     logging.getLogger("armonik_observe").setLevel(logging.WARNING)
     simulator = build_simulator(simulator_settings)
-    exporters: list[Exporter] = []
-    prometheuses: list[LocalPrometheus] = []
+    # Stopped last first, each on its own: one that fails to stop does not keep the others up.
+    started = StartedStack(timeout=DEMO_STOP_TIMEOUT_S)
 
     async def start() -> None:
-        await simulator.start()
+        await started.enter("simulator", simulator.start, simulator.stop)
         exporter = Exporter(serve(simulator.endpoint))
-        exporters.append(exporter)
-        await exporter.start()
+        await started.enter("exporter", exporter.start, exporter.stop)
         echo(f"demo: simulator ({simulator_settings.scenario.name} scenario at "
              f"x{simulator_settings.speed:g}) on {simulator.endpoint}")
         echo(f"demo: metrics on {exporter.http.url}/metrics")
         if prometheus is not None and prometheus.prometheus:
             local = LocalPrometheus(exporter.http.url.removeprefix("http://"),
                                     listen=prometheus.prometheus_listen)
-            prometheuses.append(local)
-            await local.start()
+            await started.enter("prometheus", local.start, local.stop)
             echo(f"demo: Prometheus on {local.url} (job metrics-exporter, with the recording and "
                  f"alerting rules: {local.url}/alerts)")
         archive = exporter.settings.archive
@@ -127,27 +132,23 @@ async def run_demo(
                  "--otlp-endpoint sends them to Jaeger or Tempo instead)")
         echo("demo: Ctrl-C to stop")
 
-    async def stop() -> None:
-        for local in prometheuses:
-            await local.stop()
-        for exporter in exporters:
-            await exporter.stop()
-        await simulator.stop()
-
-    await supervise(start, stop, simulator_settings.duration)
+    await supervise(start, started.close, simulator_settings.duration)
 
 
 def replay_archive(archive: Path, sessions: Iterable[str], settings: TraceReplaySettings,
-                   progress: Callable[[list[str]], Iterable[str]] = iter) -> int:
-    """Send the spans of archived sessions where the settings say; return how many."""
+                   progress: Callable[[list[str]], Iterable[str]] = iter) -> SpanCounts:
+    """Send the spans of archived sessions where the settings say; tell what became of them."""
     from armonik_observe.traces.output import Destination, SpanOutput, resource_attributes
     from armonik_observe.traces.replay import replay
 
     destination = Destination(endpoint=settings.otlp_endpoint, protocol=settings.otlp_protocol,
                               headers=settings.otlp_headers, file=settings.traces_file)
     resource = resource_attributes(str(archive), os.environ)
-    output = SpanOutput(destination, sample_ratio=settings.trace_sample_ratio, resource=resource)
+    # Offline, nothing is dropped: a full queue waits for the backend.
+    output = SpanOutput(destination, sample_ratio=settings.trace_sample_ratio, resource=resource,
+                        wait_when_full=True)
     try:
-        return replay(archive, sessions, output, phases=settings.trace_phases, progress=progress)
+        replay(archive, sessions, output, phases=settings.trace_phases, progress=progress)
     finally:
         output.shutdown()  # sends what is queued first
+    return output.counts()

@@ -53,9 +53,11 @@ async def supervise(
     start: Callable[[], Awaitable[None]],
     stop: Callable[[], Awaitable[None]],
     duration: float | None,
-    stop_timeout: float = 10.0,
+    stop_timeout: float = 180.0,
 ) -> None:
-    """Start a component, wait for a shutdown request, and stop it within `stop_timeout`.
+    """Start a component, wait for a shutdown request, and stop it within `stop_timeout` (a
+    guard: each component bounds its own stop; the exporter's sinks may take tens of seconds
+    to flush).
 
     A start that fails is stopped too (stop is idempotent: it stops what had started), then its
     error propagates. Signals during the stop do not interrupt it.

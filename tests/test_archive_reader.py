@@ -239,6 +239,10 @@ async def test_an_archive_of_format_1_reads_its_new_columns_as_null_and_takes_ne
     (directory / layout.MARKER).write_text(json.dumps({"format": layout.FORMAT, "version": 1}))
     opened = archive.open(directory)
     assert opened.query("SELECT count(*), count(application_namespace) FROM tasks")[0] == (2, 0)
+    with opened.connect() as connection:  # SELECT * gives the declared columns, in order
+        connection.execute("SELECT * FROM tasks_raw LIMIT 0")
+        columns = [column[0] for column in connection.description]
+    assert columns == empty_table("tasks").schema.names
     frame = opened.lazy("tasks").collect()
     assert frame["application_service"].null_count() == 2 and frame.height == 2
 

@@ -54,6 +54,13 @@ def test_a_negative_interval_is_refused() -> None:
     assert_one_line_error(serve("-e", DEAD, "--count-interval", "-1"), "--count-interval")
 
 
+@pytest.mark.parametrize(("option", "value"), [("--count-interval", "nan"),
+                                               ("--rpc-timeout", "inf"), ("--backfill", "nan"),
+                                               ("--archive-retention", "9" * 400 + "d")])
+def test_numbers_that_are_not_finite_are_refused(option: str, value: str) -> None:
+    assert_one_line_error(serve("-e", DEAD, option, value), option)
+
+
 def test_an_endpoint_without_scheme_is_refused() -> None:
     assert_one_line_error(serve("-e", "localhost:5001"), "--endpoint", "localhost:5001")
 

@@ -123,10 +123,11 @@ async def test_a_stream_too_far_behind_is_degraded_then_retried(manual_sim: Any)
             streams.degraded_for = 0.2
             (session_id,) = streams.trackers
             assert streams.states[session_id] == "connected"
-            # Facts show two ends 60 s apart that the stream never delivered.
-            streams.note_facts(TaskFacts.of([ended("x", 1, session_id),
-                                              ended("y", 61, session_id)]))
-            assert streams.lag_by_session()[session_id] == 60.0
+            # Facts show two recent ends 30 s apart that the stream never delivered.
+            now_s = sim.clock.now_us() / SECOND
+            streams.note_facts(TaskFacts.of([ended("x", now_s - 30, session_id),
+                                              ended("y", now_s, session_id)]))
+            assert streams.lag_by_session()[session_id] == 30.0
             await streams.wait_for_state(session_id, "degraded")
             await settle(exporter, 1)
             assert sample(exporter, "armonik_observe_event_streams", {"state": "degraded"}) == 1
@@ -165,3 +166,13 @@ def test_pending_ends_are_capped_per_session() -> None:
     monitor.note_facts(TaskFacts.of(many), lambda s, t: False)
     assert monitor.pending() == MAX_PENDING
     assert monitor.lag_seconds("s") == (many[-1].ended_at - many[0].ended_at) / SECOND
+
+
+def test_ends_older_than_the_streams_remember_are_not_judged() -> None:
+    """Facts that come after the trackers forgot the end cannot tell a delivered end from a
+    missed one: they are left out rather than make a stream that kept up look behind."""
+    monitor = listening("s")
+    facts = TaskFacts.of([ended("forgotten", 10), ended("fresh", 100)])
+    monitor.note_facts(facts, lambda s, t: False, judged_since_us=50 * SECOND)
+    assert monitor.lag_seconds("s") == 0.0  # only "fresh" is pending, and it is the newest
+    assert monitor.pending() == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -302,3 +303,54 @@ def test_a_slow_backend_fills_a_bounded_queue_and_the_overflow_is_counted() -> N
     release.set()
     output.shutdown()
     assert stuck.spans + output.dropped["queue_full"] == 2000  # every span sent or counted
+
+
+def test_a_replay_waits_for_a_slow_backend_and_sends_every_span() -> None:
+    import time
+
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from armonik_observe.traces.output import Destination, SpanOutput
+    from armonik_observe.traces.plan import SpanPlan
+
+    class Slow(SpanExporter):
+        """A backend that takes its time over each batch."""
+
+        def __init__(self) -> None:
+            self.span_ids: list[int] = []
+
+        def export(self, spans: Any) -> SpanExportResult:
+            time.sleep(0.01)
+            self.span_ids.extend(s.context.span_id for s in spans)
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            """Nothing to release."""
+
+    slow = Slow()
+    output = SpanOutput(Destination(file=Path("unused"), max_queue_size=600), exporter=slow,
+                        wait_when_full=True)
+    phase = SpanPlan("phase", 1, 1, None, 0, 1, {})
+    for index in range(1000):  # a task span and two phases each: the queue fills many times
+        output.write(SpanPlan("task", 1, 10 * index + 1, None, 0, 1, {},
+                              phases=(phase, phase)))
+    output.shutdown()
+    assert len(slow.span_ids) == 3000
+    assert output.counts().failed == 0 and output.counts().exported == 3000
+
+
+async def test_a_replay_to_a_backend_that_is_down_fails_in_one_line(tmp_path: Path) -> None:
+    from test_archive_writer import fact, write
+    from test_cli_serve import assert_one_line_error, run_cli
+
+    from armonik_observe.fact_columns import TaskFacts
+    from armonik_observe.pipeline import Batch
+
+    directory = tmp_path / "archive"
+    await write(directory, Batch(facts=TaskFacts.of([fact(1), fact(2)])))
+    with socket.socket() as closed:  # a port that was free and is closed again: nobody answers
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = run_cli("traces", "--archive", str(directory), "--otlp-protocol", "http/protobuf",
+                     "--otlp-endpoint", f"http://127.0.0.1:{port}")
+    assert_one_line_error(result, "could not be sent")

@@ -54,7 +54,8 @@ class ArchiveOutput:
         await self.writer.flush()
 
     async def stop(self) -> None:
-        """Stop the upkeep (a round in progress finishes), then flush and stop the writer."""
+        """Stop the upkeep (a round in progress is killed: rounds are crash-safe), then flush
+        and stop the writer."""
         self._stop_upkeep.set()
         upkeep, self._upkeep = self._upkeep, None
         if upkeep is not None:

@@ -101,13 +101,14 @@ class Archive:
             return
         # The file list goes in as data, through the relation API: no SQL is built from paths.
         relation = connection.read_parquet(files, hive_partitioning=True, union_by_name=True)
-        missing = [c for c in table.schema.names if c not in relation.columns]
-        if missing:  # segments of an older format version: the columns added since read null
-            types = dict(zip(table.schema.names,
-                             connection.from_arrow(empty_table(table.name)).types, strict=True))
-            nulls = ", ".join(f'CAST(NULL AS {types[c]}) AS "{c}"' for c in missing)
-            relation = relation.select(f"*, {nulls}")
-        relation.to_view(name)
+        # The declared columns in their declared order, whatever the segments' versions: the
+        # columns added since an older segment was written read null.
+        present = set(relation.columns)
+        types = dict(zip(table.schema.names,
+                         connection.from_arrow(empty_table(table.name)).types, strict=True))
+        columns = ", ".join(f'"{c}"' if c in present else f'CAST(NULL AS {types[c]}) AS "{c}"'
+                            for c in table.schema.names)
+        relation.select(columns).to_view(name)
 
     def __enter__(self) -> Archive:
         """Open one connection, and a snapshot that `query` and `lazy` read until the exit."""

@@ -24,7 +24,7 @@ from armonik_observe.collectors.lag import LagMonitor
 from armonik_observe.collectors.poller import Publish
 from armonik_observe.collectors.retry import Connection, StopRequested
 from armonik_observe.collectors.supervision import Mishaps
-from armonik_observe.collectors.tracker import Budget, TaskTracker
+from armonik_observe.collectors.tracker import RECENT_END_SECONDS, Budget, TaskTracker
 from armonik_observe.exporters.exposition import Family
 from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import (
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 TASK_KINDS = (EventKind.NEW_TASK, EventKind.TASK_STATUS_UPDATE)
 ALL_KINDS = tuple(EventKind)  # with the archive on: result events too
 CONNECTING, CONNECTED, DEGRADED = "connecting", "connected", "degraded"
+# Task facts judged against the streams' memory of ends allow the server's clock this much lead
+# over the exporter's (a larger lead only leaves late facts unjudged when the facts run late).
+CLOCK_SLACK_SECONDS = 20
 _TERMINAL = frozenset(s.name for s in TERMINAL_TASK_STATUSES)
 
 
@@ -96,6 +99,8 @@ class EventStreams:
                 self.lag.forget(session_id)
         for session_id in set(self._degraded_until) - wanted:
             del self._degraded_until[session_id]
+            self.states.pop(session_id, None)
+            self.lag.forget(session_id)
         for session_id in wanted - set(self._streams) - set(self._degraded_until):
             self._open(session_id)
 
@@ -117,7 +122,8 @@ class EventStreams:
             tracker = trackers.get(session_id)  # None: closed, its stream not yet unwound
             return tracker is None or tracker.has_ended(task_id)
 
-        self.lag.note_facts(facts, delivered)
+        remembered_since_s = self._clock() - RECENT_END_SECONDS + CLOCK_SLACK_SECONDS
+        self.lag.note_facts(facts, delivered, int(remembered_since_s * 1_000_000))
 
     def _check_lag(self) -> None:
         """Degrade a stream that fell too far behind; retry it after `degraded_for`."""

@@ -55,6 +55,7 @@ class TaskFactsPoller(Poller):
         self.origin: FactsOrigin | None = None
         self.watermark_us: int | None = None  # the newest end read
         self._seen: dict[str, int] = {}  # task id -> ended_at, within the overlap window
+        self._kept = 0  # ids kept by the last pruning
         self.pages = 0
         self.rpcs = ("ListTasksDetailed" if detailed else "ListTasks",)
         if origin is not None:
@@ -86,6 +87,8 @@ class TaskFactsPoller(Poller):
                 break
             last = convert.micros(tasks[-1], "ended_at") or cursor
             cursor, page = (last, 0) if last > cursor else (cursor, page + 1)
+            if len(seen) > 2 * self._kept + self.page_size:  # a catch-up: prune as it pages
+                self._forget_old()
         self._forget_old()
 
     def seen_ids(self) -> int:
@@ -120,3 +123,4 @@ class TaskFactsPoller(Poller):
             return
         horizon = self.watermark_us - self.overlap_us
         self._seen = {task: end for task, end in self._seen.items() if end >= horizon}
+        self._kept = len(self._seen)

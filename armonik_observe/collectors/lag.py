@@ -9,6 +9,10 @@ Only ends a stream can still deliver are pending. Until a connection's first mes
 nothing is; from then on, ends at or before the newest end the facts had shown at that moment
 never are: they came before the snapshot the server replays on subscription, which reports them
 (replayed ends count as delivered).
+
+Nor are ends older than the trackers remember (RECENT_END_SECONDS of the exporter's clock, less
+a slack for clock skew): when the facts come that late, whether the stream delivered them can no
+longer be told, and judging them would make a stream that kept up look behind.
 """
 
 from __future__ import annotations
@@ -42,8 +46,9 @@ class LagMonitor:
         self.forget(session_id)
         self._floor[session_id] = self.facts_newest_us
 
-    def note_facts(self, facts: TaskFacts, seen: Delivered) -> None:
-        """Record ended tasks of listening sessions that their stream has not delivered yet."""
+    def note_facts(self, facts: TaskFacts, seen: Delivered, judged_since_us: int = 0) -> None:
+        """Record ended tasks of listening sessions that their stream has not delivered yet;
+        ends before `judged_since_us` (server time) are not judged."""
         if not facts:
             return
         ends = facts["ended_at"]
@@ -52,7 +57,7 @@ class LagMonitor:
             for session_id, task_id, ended_at in zip(facts["session_id"], facts["task_id"],
                                                      ends.tolist(), strict=True):
                 floor = floors.get(session_id)
-                if floor is None or ended_at <= floor:
+                if floor is None or ended_at <= floor or ended_at < judged_since_us:
                     continue
                 if ended_at > self._newest.get(session_id, 0):
                     self._newest[session_id] = ended_at

@@ -7,10 +7,12 @@ task-facts start point are left alone, like their tasks.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 from armonik.protogen.client.results_service_pb2_grpc import ResultsStub
 from armonik.protogen.common import filters_common_pb2 as filters
 from armonik.protogen.common import results_common_pb2 as results
@@ -27,6 +29,11 @@ from armonik_observe.pipeline import Batch
 PAGE_SIZE = 1000
 ENDED = frozenset({"CANCELLED", "CLOSED", "PURGED"})
 SWEPT_MEMORY = 100_000  # session ids remembered as swept, at most
+MAX_SWEEP_FAILURES = 5  # a session whose sweep fails this often is given up
+log = logging.getLogger(__name__)
+# Errors that say the plane, not the session, is the trouble: every sweep waits for it.
+_PLANE_DOWN = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                         grpc.StatusCode.CANCELLED})
 
 
 def result_record(result: Any) -> ResultRecord:
@@ -92,6 +99,7 @@ class ResultsSweeper(Poller):
                          monotonic=monotonic)
         self._start_point = start_point
         self._due: dict[str, SessionInfo] = {}  # ended sessions not swept yet
+        self._failures: dict[str, int] = {}  # sweeps failed, of sessions due
         self._swept: dict[str, None] = {}
 
     def note(self, sessions: list[SessionInfo]) -> None:
@@ -112,8 +120,24 @@ class ResultsSweeper(Poller):
         for session_id, session in list(self._due.items()):
             ended = session.ended_at
             if ended is not None and ended >= start:
-                await self._sweep(session_id)
+                try:
+                    await self._sweep(session_id)
+                except grpc.aio.AioRpcError as error:
+                    if error.code() not in _PLANE_DOWN:  # this session's own trouble
+                        self._failed(session_id)
+                    raise
             del self._due[session_id]
+
+    def _failed(self, session_id: str) -> None:
+        """A sweep failed: the session goes behind the others, and is given up after a few
+        tries (its results are then not archived; the task facts still are)."""
+        session = self._due.pop(session_id)
+        self._failures[session_id] = failures = self._failures.get(session_id, 0) + 1
+        if failures < MAX_SWEEP_FAILURES:
+            self._due[session_id] = session
+            return
+        del self._failures[session_id]
+        log.warning("results of session %s not archived: %d sweeps failed", session_id, failures)
 
     async def _page(self, session_id: str, page: int) -> Any:
         return await self.connection.unary(
@@ -132,5 +156,6 @@ class ResultsSweeper(Poller):
             if read >= reply.total or not records:
                 break
         self._swept[session_id] = None
+        self._failures.pop(session_id, None)
         if len(self._swept) > SWEPT_MEMORY:
             del self._swept[next(iter(self._swept))]

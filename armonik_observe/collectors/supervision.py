@@ -32,6 +32,11 @@ class Mishaps:
                       exc_info=error)
         self._running = True
 
+    @property
+    def failing(self) -> bool:
+        """True inside a run of failures: the latest attempt raised."""
+        return self._running
+
     def recovered(self) -> None:
         """The collector worked again: the next exception is news."""
         if self._running:

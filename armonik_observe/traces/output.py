@@ -41,6 +41,7 @@ SERVICE_NAME = "armonik-observe"
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _ROOT = Context()
 _PARENTS_KEPT = 10_000  # parent contexts cached (then cleared): sessions' roots, parent tasks
+FLUSH_TIMEOUT_S = 60.0  # a replay waiting for room in the queue, at most
 Exported = Callable[[Sequence[ReadableSpan]], None]
 
 
@@ -72,8 +73,10 @@ class Destination:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcExporter,
         )
-        return GrpcExporter(endpoint=self.endpoint, headers=headers,
-                            insecure=self.endpoint.startswith("http://"))
+        # http:// says plaintext; otherwise the SDK decides (https://, or a bare host:port with
+        # OTEL_EXPORTER_OTLP_[TRACES_]INSECURE).
+        insecure = True if self.endpoint.startswith("http://") else None
+        return GrpcExporter(endpoint=self.endpoint, headers=headers, insecure=insecure)
 
 
 def resource_attributes(control_plane: str, environ: Mapping[str, str]) -> dict[str, str]:
@@ -142,6 +145,15 @@ class CountingExporter(SpanExporter):
         return self._inner.force_flush(timeout_millis)
 
 
+@dataclass(frozen=True)
+class SpanCounts:
+    """What became of the spans written: sent, lost to the backend, left out by sampling."""
+
+    exported: int
+    failed: int
+    unsampled: int
+
+
 class PresetIds(IdGenerator):
     """Hands out the ids set just before a span starts (the SDK asks for them)."""
 
@@ -164,8 +176,10 @@ class SpanOutput:
     def __init__(self, destination: Destination, *, sample_ratio: float = 1.0,
                  resource: Mapping[str, str] | None = None,
                  on_exported: Exported | None = None,
-                 exporter: SpanExporter | None = None) -> None:
+                 exporter: SpanExporter | None = None, wait_when_full: bool = False) -> None:
         self._ids = PresetIds()
+        # Live, a full queue drops (the exporter must keep up with the plane); a replay waits.
+        self._wait_when_full = wait_when_full
         self.exporter = CountingExporter(exporter or destination.exporter(), on_exported)
         self._queue_size = destination.max_queue_size
         self._processor = BatchSpanProcessor(self.exporter, max_queue_size=self._queue_size)
@@ -175,14 +189,18 @@ class SpanOutput:
         self.provider.add_span_processor(self._processor)
         self._tracer = self.provider.get_tracer("armonik-observe")
         self.dropped: Counter[str] = Counter()
-        self.written = 0
+        self.written = 0  # spans sampled and queued
+        self.unsampled = 0  # spans the sampler left out
         self._parents: dict[tuple[int, int], Context] = {}
 
     def write(self, plan: SpanPlan) -> None:
         """Start and end the plan's span (and its phases) with their own ids and times."""
-        if self._queue_full():
-            self.dropped["queue_full"] += 1 + len(plan.phases)
-            return
+        spans = 1 + len(plan.phases)
+        if not self._room_for(spans):
+            if not self._wait_when_full:
+                self.dropped["queue_full"] += spans
+                return
+            self.flush(FLUSH_TIMEOUT_S)  # blocks until the batches queued are sent or failed
         self._start_and_end(plan)
         for phase in plan.phases:
             self._start_and_end(phase)
@@ -198,7 +216,10 @@ class SpanOutput:
         if plan.error is not None:
             span.set_status(Status(StatusCode.ERROR, plan.error))
         span.end(end_time=plan.end_ns)
-        self.written += 1
+        if span.get_span_context().trace_flags.sampled:
+            self.written += 1
+        else:
+            self.unsampled += 1
 
     def _parent(self, trace: int, parent: int | None) -> Context:
         """The context naming a span's parent (most tasks share their session's root)."""
@@ -213,11 +234,16 @@ class SpanOutput:
             context = self._parents[key] = set_span_in_context(span, _ROOT)
         return context
 
-    def _queue_full(self) -> bool:
+    def _room_for(self, spans: int) -> bool:
         # The SDK drops the oldest span silently when its queue is full: look first and count.
         # (The queue is internal to BatchSpanProcessor; a test breaks if that changes.)
         queue = self._processor._batch_processor._queue
-        return len(queue) >= self._queue_size
+        return len(queue) + spans <= self._queue_size
+
+    def counts(self) -> SpanCounts:
+        """Spans exported, failed and unsampled so far (exported once the queue is flushed)."""
+        return SpanCounts(self.exporter.exported, self.exporter.failed + self.dropped.total(),
+                          self.unsampled)
 
     def flush(self, timeout_s: float) -> bool:
         """Export what is queued (blocking: run it in a thread)."""

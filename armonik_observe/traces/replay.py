@@ -35,6 +35,7 @@ _TASK_SQL = ", ".join([
     *(f"coalesce(epoch_us({t}), 0) AS {t}" for t in _TIMES),
     *(f"coalesce(CAST(round({d}_seconds * 1e6) AS BIGINT), 0) AS {d}" for d in _DURATIONS),
 ])
+_ROWS_PER_FETCH = 10_000
 _SESSION_DATES = ("created_at", "cancelled_at", "closed_at", "purged_at", "deleted_at")
 
 
@@ -51,13 +52,11 @@ def archived_sessions(archive: Archive, wanted: Iterable[str] = ()) -> list[str]
 
 
 def replay(directory: Path, sessions: Iterable[str], output: SpanOutput, *, phases: bool = True,
-           progress: Callable[[list[str]], Iterable[str]] = iter) -> int:
-    """Write the spans of the archived sessions; return how many spans were written."""
-    before = output.written
+           progress: Callable[[list[str]], Iterable[str]] = iter) -> None:
+    """Write the spans of the archived sessions to `output`."""
     with open_archive(directory) as archive:
         for session_id in progress(archived_sessions(archive, sessions)):
             _replay_session(archive, session_id, output, phases)
-    return output.written - before
 
 
 def _replay_session(archive: Archive, session_id: str, output: SpanOutput, phases: bool) -> None:
@@ -74,12 +73,15 @@ def _replay_session(archive: Archive, session_id: str, output: SpanOutput, phase
 
 
 def _task_rows(archive: Archive, session_id: str) -> Iterator[dict[str, Any]]:
-    rows = archive.query(f"SELECT {_TASK_SQL} FROM tasks WHERE session_id = ? "
-                         "AND ended_at IS NOT NULL ORDER BY ended_at, task_id", [session_id])
-    for values in rows:
-        row = dict(zip(_NAMES, values, strict=True))
-        row["options"] = [(entry["key"], entry["value"]) for entry in row["options"] or ()]
-        yield row
+    # Streamed a chunk at a time: a session of millions of tasks never sits in memory whole.
+    cursor = archive.connection.execute(
+        f"SELECT {_TASK_SQL} FROM tasks WHERE session_id = ? AND ended_at IS NOT NULL "
+        "ORDER BY ended_at, task_id", [session_id])
+    while chunk := cursor.fetchmany(_ROWS_PER_FETCH):
+        for values in chunk:
+            row = dict(zip(_NAMES, values, strict=True))
+            row["options"] = [(entry["key"], entry["value"]) for entry in row["options"] or ()]
+            yield row
 
 
 def _session(archive: Archive, session_id: str) -> SessionInfo | None:
