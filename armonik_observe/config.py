@@ -307,9 +307,10 @@ class DemoPrometheusSettings:
 
 
 # What the demo changes: it polls a small simulated plane often, so its metrics move while you
-# watch, serves on loopback, archives by default and runs its scenario faster than real time.
+# watch, serves on loopback, archives by default and runs its never-ending scenario in real time
+# (x1: no server timestamp is ahead of the wall clock; --speed for faster).
 DEMO_DEFAULTS: Mapping[str, Any] = MappingProxyType({
-    "listen": "127.0.0.1:9419", "archive": Path("demo-archive"), "speed": 5.0,
+    "listen": "127.0.0.1:9419", "archive": Path("demo-archive"), "speed": 1.0,
     "traces_file": Path("demo-traces.jsonl"),
     "session_interval": 2.0, "count_interval": 2.0, "health_interval": 2.0,
     "facts_interval": 1.0, "archive_flush_interval": 2.0,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -93,11 +94,14 @@ class Application:
 
 @dataclass(frozen=True)
 class SessionGroup:
-    """`count` sessions of the same kind, the first at `start`, then one every `every` seconds."""
+    """`count` sessions of the same kind, the first at `start`, then one every `every` seconds.
+
+    `count` None (`null` in a file) means for ever: a never-ending workload.
+    """
 
     name: str
     partition: str
-    count: int = 1
+    count: int | None = 1
     start: float = 0.0
     every: float = 10.0
     graph: GraphSpec = field(default_factory=GraphSpec)
@@ -112,7 +116,10 @@ class SessionGroup:
     deadline: float = 0.0
 
     def __post_init__(self) -> None:
-        _require(self.count >= 1, "count", "must be at least 1")
+        _require(self.count is None or self.count >= 1, "count",
+                 "must be at least 1, or null for ever")
+        _require(self.count is not None or self.every > 0, "every",
+                 "must be positive when sessions repeat for ever")
         _require(self.deadline >= 0, "deadline", "must not be negative")
         _require(self.start >= 0 and self.every >= 0, "start", "times must not be negative")
         _require(self.max_retries >= 0, "max_retries", "must not be negative")
@@ -173,6 +180,11 @@ def load_scenario_file(path: Path) -> Scenario:
 
 
 def _build(kind: Any, data: Any, path: str) -> Any:
+    options = get_args(kind) if get_origin(kind) in (UnionType, Union) else ()
+    if type(None) in options:
+        if data is None:
+            return None
+        (kind,) = (option for option in options if option is not type(None))
     if kind is Distribution:
         return _distribution(data, path)
     if is_dataclass(kind):
