@@ -18,7 +18,7 @@ from armonik_observe import __version__
 from armonik_observe.analytics.command import run_analyze
 from armonik_observe.analytics.frames import AnalyticsError
 from armonik_observe.archive import ArchiveError
-from armonik_observe.archive.query import export_archive, run_sql
+from armonik_observe.archive.query import export_archive, run_sql, sql_help
 from armonik_observe.collectors.channel import EndpointError
 from armonik_observe.config import (
     ANALYZE_OUTPUTS,
@@ -200,14 +200,14 @@ def demo(listen: str, prometheus: bool, prometheus_listen: str, **options: Any) 
     _run(run_demo(simulator, serve_settings, click.echo, own_prometheus))
 
 
-@main.command(**_COMMAND)
+@main.command(help=sql_help(), short_help="Run SQL over an archive's views.", **_COMMAND)
 @click.option("--archive", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Archive directory.")
 @click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)
+              show_default=True, help="table for people; json (an array of objects) and csv "
+              "(maps and lists as JSON text) for programs.")
 @click.argument("query")
 def sql(archive: Path, output: str, query: str) -> None:
-    """Run a SQL query over the archive's views (tasks, events, sessions, results, ...)."""
     try:
         click.echo(run_sql(archive, query, output), nl=False)
     except _USER_ERRORS as error:
