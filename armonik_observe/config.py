@@ -69,7 +69,8 @@ class SimulatorSettings:
 
     listen: str = setting("127.0.0.1:5001", "host:port to serve.")
     scenario: Scenario = field(default_factory=partial(builtin_scenario, "demo"), metadata={
-        "help": "demo, steady, burst, dag, large, or a YAML/TOML scenario file.",
+        "help": "demo, steady, burst, dag, large, or a YAML/TOML scenario file "
+                "(docs/scenarios.md).",
         "cli_default": "demo", "cli_type": str})
     seed: int | None = setting(None, "Random seed (default: the scenario's).")
     speed: float = setting(1.0, "Simulated seconds per real second.")
@@ -106,7 +107,8 @@ class ServeSettings:
 
     endpoint: Endpoint
     tls: TlsFiles
-    listen: str = setting("0.0.0.0:9419", "host:port of the /metrics server.")
+    listen: str = setting("0.0.0.0:9419", "host:port of the HTTP server: /metrics, the status "
+                                          "page /, /health.")
     session_interval: float = setting(10.0, "Seconds between ListSessions passes.")
     session_resync_interval: float = setting(3600.0, "Seconds between recounts of the ended "
                                                      "sessions (a query over all history).")

@@ -7,7 +7,7 @@ both are validated the same way; an error names the file and the field.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
@@ -49,8 +49,9 @@ class GraphSpec:
 
     bag: `tasks` independent tasks; fanout: one root, `tasks` children, one aggregator;
     chain: `tasks` tasks each reading the previous output; subtasking: `tasks` roots that submit
-    `children` subtasks down to `depth` levels; stream: `rate` tasks/s for `duration` seconds
-    (0 means for ever).
+    `children` subtasks down to `depth` levels (unless the profile sets its own
+    subtask_children); stream: `rate` tasks/s in batches of `batch` for `duration` seconds
+    (0 means for ever). `batch` also splits a bag's submission.
     """
 
     kind: str = "bag"
@@ -67,6 +68,8 @@ class GraphSpec:
         _require(self.rate > 0, "rate", "must be positive")
         _require(self.batch >= 1, "batch", "must be at least 1")
         _require(self.duration >= 0, "duration", "must not be negative")
+        _require(self.depth >= 1 and self.children >= 1, "depth",
+                 "depth and children must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,15 @@ class SessionGroup:
     lifecycle: tuple[LifecycleStep, ...] = ()
     # Seconds after the session opens, written as its `deadline` task option (RFC 3339).
     deadline: float = 0.0
+
+    @property
+    def task_profile(self) -> TaskProfile:
+        """How the group's tasks run: its profile, with a subtasking graph's depth and
+        children when the profile sets no subtasks of its own."""
+        graph, profile = self.graph, self.profile
+        if graph.kind != "subtasking" or profile.subtask_children:
+            return profile
+        return replace(profile, subtask_depth=graph.depth, subtask_children=graph.children)
 
     def __post_init__(self) -> None:
         _require(self.count is None or self.count >= 1, "count",

@@ -52,7 +52,7 @@ class Workload:
         if group.count is None:
             plane.scheduler.at(self._arrival_us(group, index + 1), self._open, group, index + 1)
         session = plane.create_session(_options(group, plane.now()), [group.partition],
-                                       group.profile)
+                                       group.task_profile)
         session_id = session.session_id
         self.session_ids.append(session_id)
         if group.count is not None:
@@ -163,7 +163,7 @@ class Workload:
 
 _GRAPHS: dict[str, Callable[[Workload, str, GraphSpec], None]] = {
     "bag": Workload._bag,
-    "subtasking": Workload._bag,  # roots are a bag; the profile makes them submit subtasks
+    "subtasking": Workload._bag,  # roots are a bag; their profile makes them submit subtasks
     "fanout": Workload._fanout,
     "chain": Workload._chain,
     "stream": Workload._stream,
