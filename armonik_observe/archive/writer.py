@@ -43,6 +43,7 @@ class WriterStats:
     dropped_rows: int
     write_errors: int
     last_flush_seconds: float | None
+    last_write_monotonic: float | None = None  # time.monotonic() of the last flush that wrote
 
 
 class ArchiveSink:
@@ -79,6 +80,7 @@ class ArchiveSink:
         self._closed = False  # stopped, its threads gone: flush() refuses
         self._rows = self._segments = self._bytes = self._dropped = self._errors = 0
         self._last_flush: float | None = None
+        self._last_write_monotonic: float | None = None
         self._last_error = ""
         self._requeues = 0  # times a failed write put rows back in the buffers
         self._writing: asyncio.Task[None] | None = None
@@ -230,6 +232,7 @@ class ArchiveSink:
     def _account(self, outcome: stages.Outcome, seconds: float) -> None:
         self._last_flush = seconds
         if outcome.written:
+            self._last_write_monotonic = time.monotonic()
             self._dropping = False
             self.flushed.set()
         for rows, size in outcome.written:
@@ -257,6 +260,7 @@ class ArchiveSink:
     def stats(self) -> WriterStats:
         """A snapshot of the sink's counters."""
         return WriterStats(self._rows, self._segments, self._bytes, self._buffered,
-                           self._dropped, self._errors, self._last_flush)
+                           self._dropped, self._errors, self._last_flush,
+                           self._last_write_monotonic)
 
 
