@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
+from conftest import START_US
 from exporter_harness import exporter_for, settle, settle_until
 
 from armonik_observe.exporters.status import (
@@ -27,8 +29,11 @@ from armonik_observe.exporters.status import (
     TracesState,
 )
 from armonik_observe.exporters.status_page import DOCS_URL, render_status_page
+from armonik_observe.exporters.throughput import RecentEnds
+from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.model import TERMINAL_TASK_STATUSES, SessionStatus
 from armonik_observe.service import Exporter
+from armonik_observe.simulator.clock import MICROS
 from armonik_observe.simulator.scenario import scenario_from_dict
 from armonik_observe.simulator.server import Simulator
 
@@ -151,6 +156,8 @@ async def test_the_page_shows_the_truth_in_a_real_browser(manual_sim: Any, tmp_p
         by_session = {session: [t for t in sim.true_tasks() if t.session_id == session]
                       for session in active}
         archived = exporter.output("archive")
+        ends = Counter(t.partition_id for t in sim.true_tasks() if t.ended_at is not None)
+        assert max(t.ended_at or 0 for t in sim.true_tasks()) - START_US < 60 * MICROS
     page = Page(dom)
     text = " ".join(" ".join(page.text).split())
     assert "UP · READY" in text
@@ -179,7 +186,9 @@ async def test_the_page_shows_the_truth_in_a_real_browser(manual_sim: Any, tmp_p
     # Throughput, the exporter, the archive and the traces.
     throughput = {row["partition"]: row for row in page.table("throughput")}
     assert set(throughput) == {"cpu", "gpu-a100"}
-    assert float(throughput["cpu"]["ended"].removesuffix("/s")) > 0
+    for partition, count in ends.items():  # every end so far is within the last minute
+        assert throughput[partition]["ended"] == f"{count / 60:,.1f}/s"
+        assert throughput[partition]["since start"] == f"{count:,}"
     assert {row["poller"]: row["state"] for row in page.table("exporter")} == {
         "sessions": "HEALTHY", "health": "HEALTHY", "counts": "HEALTHY", "facts": "HEALTHY",
         "results": "HEALTHY"}
@@ -234,3 +243,19 @@ def test_a_rendered_snapshot_is_escaped_human_and_self_contained() -> None:
     assert "3 queue full" in page and "2 more followed" in page
     assert "2023-11-14 22:13:20 UTC" in page
     assert 'http-equiv="refresh" content="7"' in render_status_page(snapshot, "1", 7)
+
+
+def test_recent_ends_count_the_last_minute_and_go_to_zero_when_idle() -> None:
+    def facts(partition: str, seconds: list[int]) -> TaskFacts:
+        ends = np.array([s * MICROS + 500 for s in seconds], np.int64)
+        return TaskFacts({"ended_at": ends, "partition_id": [partition] * len(seconds)},
+                         len(seconds))
+
+    recent = RecentEnds(window_s=60)
+    recent.add(facts("a", list(range(100, 160))))
+    recent.add(facts("b", [130, 131]))
+    recent.add(facts("a", [10]))  # late and out of the window: not kept
+    # Facts lag behind: within `settle_s` of the newest end, the window ends there.
+    assert recent.per_second(161.0, settle_s=2) == {"a": 1.0, "b": 2 / 60}
+    assert recent.per_second(190.0, settle_s=2) == {"a": 29 / 60, "b": 1 / 60}  # (130, 190]
+    assert recent.per_second(300.0, settle_s=2) == {"a": 0.0, "b": 0.0}  # idle since
