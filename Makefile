@@ -9,7 +9,7 @@ BENCH_STAMP := $(VENV)/.bench-installed
 BENCHMARKS := bench_simulator bench_exporter bench_discovery bench_archive bench_archive_lag bench_analytics
 BENCH_ARGS ?=
 
-.PHONY: demo test lint bench clean dashboards previews
+.PHONY: demo test lint bench soak clean dashboards previews
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ dashboards: $(STAMP)
 previews: $(STAMP) dashboards
 	scripts/ensure-prometheus
 	$(BIN)/python -m armonik_observe.dashboards.previews
+
+# Half an hour of steady load: memory, descriptors and tasks flat (bench/soak.py).
+soak: $(BENCH_STAMP)
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import difflib
 import logging
+import os
 import sys
 import typing
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +42,7 @@ from armonik_observe.simulator.server import SimulatorError
 _USER_ERRORS = (SettingsError, ScenarioError, FaultSpecError, SimulatorError, EndpointError,
                 ArchiveError, duckdb.Error, PrometheusError)
 ENV = "ARMONIK_OBSERVE"
+CONFIG_PATH = "armonik_observe.config_path"  # ctx.meta: the --config file read
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -53,7 +56,51 @@ class UserError(click.ClickException):
         click.echo(f"armonik-observe: error: {self.message}", err=True)
 
 
-@click.group(context_settings={"auto_envvar_prefix": ENV})
+class _Cli(click.Group):
+    """The command group, every error of which is one line on stderr and exit code 2."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        """Run a command; a usage or input error prints one line and exits with 2."""
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            sys.exit(130)  # Ctrl-C at a prompt
+        except click.ClickException as error:
+            click.echo(f"armonik-observe: error: {_one_line(error)}", err=True)
+            sys.exit(2)
+        if standalone_mode:
+            sys.exit(result if isinstance(result, int) else 0)
+        return result
+
+
+def _one_line(error: click.ClickException) -> str:
+    """The error in one line: where a bad value came from, how to get help with usage."""
+    message = " ".join(error.format_message().split())
+    if isinstance(error, click.BadParameter) and error.ctx and error.param is not None:
+        source = _source(error.ctx, str(error.param.name))
+        if source:
+            return f"{source}: {message}"
+    if isinstance(error, click.UsageError) and error.ctx is not None:
+        return f"{message} (see {error.ctx.command_path} --help)"
+    return message
+
+
+def _source(ctx: click.Context, name: str) -> str | None:
+    """Where an option's value came from when not the command line: the file or variable."""
+    origin = ctx.get_parameter_source(name)
+    if origin is click.core.ParameterSource.DEFAULT_MAP:
+        return ctx.meta.get(CONFIG_PATH)
+    if origin is click.core.ParameterSource.ENVIRONMENT:
+        param = next(p for p in ctx.command.params if p.name == name)
+        names = param.envvar or [f"{ctx.auto_envvar_prefix}_{name.upper()}"]
+        names = [names] if isinstance(names, str) else names
+        return next((n for n in names if n in os.environ), None)
+    return None
+
+
+@click.group(cls=_Cli, context_settings={"auto_envvar_prefix": ENV})
 @click.version_option(__version__, prog_name="armonik-observe")
 @click.option("--log-level", default="INFO", show_default=True, help="Logging level on stderr.",
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
@@ -126,9 +173,17 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
     """Options from a YAML/TOML file become defaults: command line and env still win."""
     if path is not None:
         try:
-            ctx.default_map = {**(ctx.default_map or {}), **load_config_file(path)}
+            options = load_config_file(path)
         except SettingsError as error:
             raise UserError(str(error)) from None
+        known = [str(p.name) for p in ctx.command.params if p.name and p.expose_value]
+        for key in options:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0].replace('_', '-')}?)" if close else ""
+                raise UserError(f"{path}: unknown option {key.replace('_', '-')!r}{hint}")
+        ctx.default_map = {**(ctx.default_map or {}), **options}
+        ctx.meta[CONFIG_PATH] = str(path)
     return path
 
 
@@ -314,7 +369,14 @@ def _build(builder: Callable[..., T], **options: Any) -> T:
     try:
         return builder(**options)
     except _USER_ERRORS as error:
-        raise UserError(str(error)) from None
+        message = str(error)
+        # "--count-interval: must be positive": say where the value came from.
+        name = message.split(":", 1)[0].removeprefix("--").replace("-", "_")
+        context = click.get_current_context(silent=True)
+        if context is not None and any(p.name == name for p in context.command.params):
+            source = _source(context, name)
+            message = f"{source}: {message}" if source else message
+        raise UserError(message) from None
 
 
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:

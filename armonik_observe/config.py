@@ -370,9 +370,13 @@ def load_config_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except OSError as error:
         raise SettingsError(f"--config: cannot read {path}: {error.strerror}") from None
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as error:
-        first_line = str(error).splitlines()[0]
-        raise SettingsError(f"--config: {path} is not valid: {first_line}") from None
+    except tomllib.TOMLDecodeError as error:  # its message ends "(at line L, column C)"
+        raise SettingsError(f"--config: {path} is not valid TOML: {error}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SettingsError(f"--config: {path}{where} is not valid YAML: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

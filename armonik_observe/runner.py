@@ -5,6 +5,9 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import secrets
+import shlex
+import shutil
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,8 +36,23 @@ def tune_process() -> None:
     sys.setswitchinterval(0.001)
 
 
-def build_simulator(settings: SimulatorSettings) -> Simulator:
-    """A simulator from its settings."""
+def command_name(argv0: str | None = None,
+                 which: Callable[[str], str | None] = shutil.which) -> str:
+    """How to run this command again from the same shell: its name when it is on PATH, else
+    the path it was run by (`make demo` runs .venv/bin/armonik-observe), else `python -m`."""
+    ran = Path(argv0 if argv0 is not None else sys.argv[0])
+    found = which("armonik-observe")
+    if found is not None and Path(found).resolve() == ran.resolve():
+        return "armonik-observe"
+    if ran.name == "armonik-observe":
+        return shlex.quote(str(ran))
+    return f"{shlex.quote(sys.executable)} -m armonik_observe.cli"
+
+
+def build_simulator(settings: SimulatorSettings,
+                    id_salt: Callable[[], int] = lambda: secrets.randbits(128)) -> Simulator:
+    """A simulator from its settings; each run's ids are new (the seed decides the workload,
+    not the ids: a second demo run never replaces the first's rows in one archive)."""
     return Simulator(
         settings.scenario,
         listen=settings.listen,
@@ -44,6 +62,7 @@ def build_simulator(settings: SimulatorSettings) -> Simulator:
         faults=settings.faults,
         record_events=False,
         ttl=settings.ttl.total_seconds(),
+        id_salt=id_salt(),
     )
 
 
@@ -101,7 +120,7 @@ async def run_demo(
                  f"alerting rules: {local.url}/alerts)")
         archive = exporter.settings.archive
         if archive is not None:
-            echo(f"demo: archive in {archive}/ - query it with: armonik-observe sql --archive "
+            echo(f"demo: archive in {archive}/ - query it with: {command_name()} sql --archive "
                  f"{archive} \"SELECT status, count(*) FROM tasks GROUP BY ALL\"")
         if exporter.settings.traces_file is not None:
             echo(f"demo: spans in {exporter.settings.traces_file} (OTLP JSON lines; "

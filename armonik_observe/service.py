@@ -171,7 +171,7 @@ class Exporter(AsyncService):
         except BaseException:
             await self.stop()
             raise
-        log.info("serving metrics on %s/metrics for %s", self.http.url,
+        log.debug("serving metrics on %s/metrics for %s", self.http.url,
                  self.settings.endpoint.url)
 
     async def _start_collectors(self) -> None:

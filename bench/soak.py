@@ -7,7 +7,8 @@ they end, as a real control plane forgets them after its TTL) and `armonik-obser
 asyncio tasks (armonik_observe_asyncio_tasks), and the latency of a few /metrics scrapes.
 
 Targets (issue 16), over what follows a warm-up that includes the first archive upkeep:
-- RSS grows by less than 2% per 10 minutes in both processes (slope of a least-squares line);
+- RSS grows by less than 2% per 10 minutes in both processes (slope of a robust line:
+  Theil-Sen, the median of the slopes between every two samples);
 - exporter RSS under EXPORTER_CAP_MB, simulator RSS under SIMULATOR_CAP_MB;
 - file descriptors, threads and asyncio tasks within their bounds, /metrics p99 <= 50 ms.
 
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psutil
 
 from bench import common
@@ -116,12 +118,20 @@ def growth(samples: list[Sample], warmup_s: float, key: str) -> dict[str, float]
     after = [s for s in samples if s.t >= warmup_s]
     t = np.array([s.t for s in after])
     mb = np.array([getattr(s, key) for s in after])
-    slope = float(np.polyfit(t, mb, 1)[0]) * 600 if len(after) > 2 else float("nan")
+    slope = theil_sen(t, mb) * 600 if len(after) > 2 else float("nan")
     return {"start_mb": round(getattr(samples[0], key), 1),
             "warm_mb": round(float(mb[0]), 1), "end_mb": round(float(mb[-1]), 1),
             "max_mb": round(float(mb.max()), 1),
             "slope_mb_per_10min": round(slope, 2),
             "growth_pct_per_10min": round(100 * slope / float(mb.mean()), 2)}
+
+
+def theil_sen(t: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> float:
+    """The median of the slopes between every two samples: a line through RSS that a flush's
+    or a GC pass's bump does not tilt, as a least-squares line over a few minutes would."""
+    i, j = np.triu_indices(len(t), k=1)
+    keep = t[j] > t[i]
+    return float(np.median((y[j][keep] - y[i][keep]) / (t[j][keep] - t[i][keep])))
 
 
 def analyse(samples: list[Sample], warmup_s: float) -> dict[str, Any]:
@@ -167,7 +177,7 @@ def rows(figures: dict[str, Any], met: dict[str, bool]) -> list[Row]:
         table += [
             row(f"{process}: RSS growth", g["growth_pct_per_10min"], "%/10min",
                 f"<{TARGET_GROWTH_PCT:g}", met[f"{process} growth"],
-                "slope of a least-squares line through RSS after the warm-up",
+                "slope of a robust line (Theil-Sen) through RSS after the warm-up",
                 f"{g['slope_mb_per_10min']:+.1f} MB/10min"),
             row(f"{process}: RSS max", g["max_mb"], "MB", f"<{cap:g}", met[f"{process} cap"],
                 "largest RSS after the warm-up",

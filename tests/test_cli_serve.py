@@ -219,8 +219,9 @@ def stop(process: subprocess.Popen[str]) -> str:
 def test_serve_exports_a_live_control_plane_then_stops(simulator: str) -> None:
     process, base = start_serve("serve", "-e", simulator, "--listen", "127.0.0.1:0")
     try:
-        body = poll_until(base + "/metrics", "armonik_up 1.0")
-        assert 'armonik_tasks{partition="default",status="COMPLETED"}' in body
+        completed = 'armonik_tasks{partition="default",status="COMPLETED"}'
+        body = poll_until(base + "/metrics", completed)
+        assert "armonik_up 1.0" in body
         assert "armonik_default_tasks_queued" in body
         assert "Traceback" not in stop(process)
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exporter_harness import exporter_for, sample, settle, settle_until
+from exporter_harness import FAST, exporter_for, sample, settle, settle_until
 
 from armonik_observe.archive.reader import Archive
 from armonik_observe.collectors import convert
@@ -179,7 +179,7 @@ async def test_the_archive_watermark_is_read_off_the_event_loop(
 
     monkeypatch.setattr(Archive, "watermark_us", recorded)
     async with manual_sim() as (sim, _):
-        exporter = Exporter(settings_for(sim.endpoint, archive=tmp_path / "archive"))
+        exporter = Exporter(settings_for(sim.endpoint, archive=tmp_path / "archive", **FAST))
         assert threads == []  # constructing reads nothing
         async with exporter:
             await settle(exporter, 1)
@@ -200,6 +200,7 @@ async def test_every_bounded_cache_is_exposed_with_its_size(
             (s.labels, s.value) for f in exporter.registry.collect()
             if f.name == "armonik_observe_cache_entries" for s in f.samples)}
         assert set(caches) == {"render_heads", "sessions_known", "session_progress",
+                               "archive_buffered_rows",
                                "recent_ends", "facts_seen", "lag_pending", "sessions",
                                "results"}
         assert caches["facts_seen"] == exporter.facts.seen_ids() > 0

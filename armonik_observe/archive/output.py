@@ -33,7 +33,9 @@ class ArchiveOutput:
                  stop_timeout: float = 30.0) -> None:
         self.writer = ArchiveSink(directory, flush_interval=flush_interval,
                                   stop_timeout=stop_timeout)
-        self.upkeep = ArchiveUpkeep(directory, retention=retention, grace=grace)
+        self.upkeep = ArchiveUpkeep(directory, retention=retention, grace=grace,
+                                    on_measured=self._measured)
+        self._written_at_measure: Mapping[str, tuple[int, int]] = {}
         self._stop_upkeep = asyncio.Event()
         self._upkeep: asyncio.Task[None] | None = None
 
@@ -60,13 +62,31 @@ class ArchiveOutput:
                 await upkeep
         await self.writer.stop()
 
+    def _measured(self) -> None:
+        """The upkeep measured the tables: what the writer wrote from now on adds to that."""
+        self._written_at_measure = self.writer.stats.by_table
+
+    def sizes(self) -> dict[str, tuple[int, int]]:
+        """Rows and bytes of each table: the upkeep's last measure (every 5 minutes) plus what
+        the writer wrote since, so the figures are current between two measures."""
+        written, before = self.writer.stats.by_table, self._written_at_measure
+        tables = set(self.upkeep.stats) | set(written)
+        sizes = {}
+        for name in tables:
+            measured = self.upkeep.stats.get(name)
+            rows, size = written.get(name, (0, 0))
+            since_rows, since_bytes = before.get(name, (0, 0))
+            sizes[name] = ((measured.rows if measured else 0) + rows - since_rows,
+                           (measured.bytes if measured else 0) + size - since_bytes)
+        return sizes
+
     def self_metrics(self) -> Iterator[Family]:
         """Size of the archive's tables and the writer's counters."""
-        stats, writer = self.upkeep.stats, self.writer.stats
+        sizes, writer = self.sizes(), self.writer.stats
         yield family("armonik_observe_archive_rows",
-                     _by_table({name: table.rows for name, table in stats.items()}))
+                     _by_table({name: rows for name, (rows, _) in sizes.items()}))
         yield family("armonik_observe_archive_bytes",
-                     _by_table({name: table.bytes for name, table in stats.items()}))
+                     _by_table({name: size for name, (_, size) in sizes.items()}))
         yield family("armonik_observe_archive_rows_written", [((), float(writer.rows_written))])
         yield family("armonik_observe_archive_dropped_rows", [((), float(writer.dropped_rows))])
         yield family("armonik_observe_archive_write_errors", [((), float(writer.write_errors))])

@@ -78,7 +78,8 @@ class PartitionRows:
 class Outcome:
     """What a flush's write managed to do."""
 
-    written: list[tuple[int, int]] = field(default_factory=list)  # (rows, bytes) per segment
+    # (table, rows, bytes) per segment written
+    written: list[tuple[str, int, int]] = field(default_factory=list)
     unwritten: list[PartitionRows] = field(default_factory=list)
     error: str = ""
 
@@ -132,7 +133,8 @@ def write_all(directory: Path, pending: list[PartitionRows]) -> Outcome:
             outcome.unwritten = [segment, *reversed(pending)]
             pending.clear()
             break
-        outcome.written.append((segment.rows.num_rows, path.stat().st_size))
+        outcome.written.append((segment.table.name, segment.rows.num_rows,
+                                path.stat().st_size))
     return outcome
 
 

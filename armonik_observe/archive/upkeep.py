@@ -46,6 +46,7 @@ class ArchiveUpkeep:
     def __init__(
         self, directory: Path, *, interval: float = 300.0, retention: timedelta | None = None,
         grace: timedelta = DEFAULT_GRACE, clock: Callable[[], datetime] = utc_now,
+        on_measured: Callable[[], None] | None = None,
     ) -> None:
         if grace < timedelta(0):
             raise ValueError(f"the archive grace period cannot be negative ({grace})")
@@ -58,6 +59,7 @@ class ArchiveUpkeep:
         self.removed_partitions = 0
         self.rounds = 0
         self.failures = 0
+        self._on_measured = on_measured  # told when `stats` is new
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the archive tidy until `stop` is set, a round at a time in a child process."""
@@ -104,6 +106,8 @@ class ArchiveUpkeep:
         self.stats = {name: TableStats(**figures) for name, figures in report["stats"].items()}
         self.removed_partitions += int(report["removed_partitions"])
         self.rounds += 1
+        if self._on_measured is not None:
+            self._on_measured()
 
     def once(self) -> int:
         """One round of upkeep in this process (blocking); returns the partitions removed."""
@@ -115,6 +119,8 @@ class ArchiveUpkeep:
         compact(self.directory, grace=self.grace, now=now)
         self.stats = open_archive(self.directory).stats()
         self.rounds += 1
+        if self._on_measured is not None:
+            self._on_measured()
         return removed
 
 

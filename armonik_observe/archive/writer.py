@@ -15,9 +15,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from armonik_observe.archive import layout, stages
@@ -43,6 +43,7 @@ class WriterStats:
     dropped_rows: int
     write_errors: int
     last_flush_seconds: float | None
+    by_table: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # rows, bytes written
     last_write_monotonic: float | None = None  # time.monotonic() of the last flush that wrote
 
 
@@ -79,6 +80,7 @@ class ArchiveSink:
         self._stopped = False
         self._closed = False  # stopped, its threads gone: flush() refuses
         self._rows = self._segments = self._bytes = self._dropped = self._errors = 0
+        self._by_table: dict[str, list[int]] = {}  # table -> [rows, bytes] written
         self._last_flush: float | None = None
         self._last_write_monotonic: float | None = None
         self._last_error = ""
@@ -235,10 +237,13 @@ class ArchiveSink:
             self._last_write_monotonic = time.monotonic()
             self._dropping = False
             self.flushed.set()
-        for rows, size in outcome.written:
+        for table, rows, size in outcome.written:
             self._rows += rows
             self._segments += 1
             self._bytes += size
+            totals = self._by_table.setdefault(table, [0, 0])
+            totals[0] += rows
+            totals[1] += size
         if outcome.error:
             self._fail(outcome.error)
         self._requeue(outcome.unwritten)
@@ -261,6 +266,7 @@ class ArchiveSink:
         """A snapshot of the sink's counters."""
         return WriterStats(self._rows, self._segments, self._bytes, self._buffered,
                            self._dropped, self._errors, self._last_flush,
+                           {table: (rows, size) for table, (rows, size) in self._by_table.items()},
                            self._last_write_monotonic)
 
 

@@ -67,6 +67,7 @@ class Poller(ABC):
         return min(self.interval, backoff)
 
     async def _poll_safely(self) -> bool:
+        calls = self.connection.calls
         try:
             await self.poll_once()
         except grpc.aio.AioRpcError as error:
@@ -77,7 +78,7 @@ class Poller(ABC):
         else:
             self.mishaps.recovered()
             self.last_success = self._monotonic()
-            if self.ok is False:
+            if self.ok is False and self.connection.calls > calls:  # not idle: it got answers
                 log.info("%s poll succeeded", self.name)
             self.ok = True
         finally:

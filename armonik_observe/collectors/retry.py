@@ -77,6 +77,7 @@ class Connection:
         self._channel: grpc.aio.Channel | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self.up: bool | None = None
+        self.calls = 0  # calls attempted so far
         self.on_reconnect: list[Callable[[], None]] = []
 
     @property
@@ -104,6 +105,7 @@ class Connection:
         A call that outlives its deadline fails with DEADLINE_EXCEEDED like any other failure.
         """
         began = self._monotonic()
+        self.calls += 1
         try:
             method = getattr(stub(self.channel), rpc)
             result = await method(request, timeout=self.timeout(rpc))

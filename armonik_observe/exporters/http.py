@@ -129,7 +129,6 @@ class MetricsHttpServer(AsyncService):
         self._runner = runner
         # With port 0 the OS picks; several addresses (e.g. "localhost") may each get their own.
         self.port = runner.addresses[0][1]
-        log.info("serving metrics on %s/metrics", self.url)
 
     async def stop(self) -> None:
         """Stop serving; idempotent, and gives up after `stop_timeout` seconds."""

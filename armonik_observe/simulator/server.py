@@ -105,6 +105,7 @@ class Simulator(AsyncService):
         record_events: bool = True,
         default_profile: TaskProfile | None = None,
         ttl: float = DEFAULT_TTL_US / MICROS,
+        id_salt: int = 0,
     ) -> None:
         self.scenario = scenario or _EMPTY
         self._listen = listen
@@ -123,6 +124,7 @@ class Simulator(AsyncService):
             partitions=[_partition(p) for p in self.scenario.partitions],
             default_profile=default_profile or TaskProfile(),
             ttl_us=_ttl_us(ttl),
+            id_salt=id_salt,
         )
         self.pools = WorkerPools(self.plane)
         self.workload = Workload(self.plane, self.scenario, start_us=self.start_us)

@@ -61,6 +61,9 @@ class SessionState:
     version: int = 0  # bumped on every change to one of its tasks (for cached sorts)
 
 
+_ID_BITS = (1 << 128) - 1
+
+
 class PlaneStore(ABC):
     """State shared by every control-plane operation."""
 
@@ -74,11 +77,15 @@ class PlaneStore(ABC):
         partitions: Iterable[SimPartition],
         default_profile: TaskProfile,
         ttl_us: int = DEFAULT_TTL_US,
+        id_salt: int = 0,
     ) -> None:
         self.clock = clock
         self.scheduler = scheduler
         self.bus = bus
         self.rng = rng
+        # Mixed into every id: the seed decides the workload; a fresh salt makes the same
+        # workload's ids new, so that two runs never collide in one archive.
+        self._id_salt = id_salt & _ID_BITS
         self.partitions = {p.partition_id: p for p in partitions}
         self.default_profile = default_profile
         self.sessions: dict[str, SessionState] = {}
@@ -109,8 +116,8 @@ class PlaneStore(ABC):
         return max(self.clock.now_us(), scheduler.current_us)
 
     def new_id(self) -> str:
-        """A deterministic, UUID-shaped identifier."""
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        """A UUID-shaped identifier: deterministic for a seed and a salt."""
+        return str(uuid.UUID(int=self.rng.getrandbits(128) ^ self._id_salt, version=4))
 
     # -- look-ups -----------------------------------------------------------------------------
 
