@@ -10,7 +10,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from types import UnionType
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -192,7 +192,7 @@ def load_scenario_file(path: Path) -> Scenario:
 
 
 def _build(kind: Any, data: Any, path: str) -> Any:
-    options = get_args(kind) if get_origin(kind) in (UnionType, Union) else ()
+    options = get_args(kind) if get_origin(kind) is UnionType else ()
     if type(None) in options:
         if data is None:
             return None
