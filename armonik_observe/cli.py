@@ -20,7 +20,7 @@ from armonik_observe import __version__
 from armonik_observe.analytics.command import run_analyze
 from armonik_observe.analytics.frames import AnalyticsError
 from armonik_observe.archive import ArchiveError
-from armonik_observe.archive.query import export_archive, run_sql
+from armonik_observe.archive.query import export_archive, run_sql, sql_help
 from armonik_observe.collectors.channel import EndpointError
 from armonik_observe.config import (
     ANALYZE_OUTPUTS,
@@ -102,7 +102,7 @@ def _source(ctx: click.Context, name: str) -> str | None:
 
 @click.group(cls=_Cli, context_settings={"auto_envvar_prefix": ENV})
 @click.version_option(__version__, prog_name="armonik-observe")
-@click.option("--log-level", default="INFO", show_default=True,
+@click.option("--log-level", default="INFO", show_default=True, help="Logging level on stderr.",
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(log_level: str) -> None:
     """Observe ArmoniK control planes: metrics, traces, archive and analytics."""
@@ -188,6 +188,9 @@ def _load_config(ctx: click.Context, _: click.Parameter, path: Path | None) -> P
 
 
 _file = click.Path(dir_okay=False, path_type=Path)
+_config_option = click.option(
+    "-c", "--config", type=_file, callback=_load_config, is_eager=True, expose_value=False,
+    help="YAML or TOML file with the same keys as the options.")
 _directory = click.Path(file_okay=False, path_type=Path)
 _EXPORTER_SETTINGS = (
     "session_interval", "session_resync_interval", "count_interval", "health_interval",
@@ -199,8 +202,7 @@ _EXPORTER_SETTINGS = (
     "trace_sample_ratio", "max_spans_per_session", "trace_session_max_age",
 )
 _exporter_options = _options(
-    click.option("-c", "--config", type=_file, callback=_load_config, is_eager=True,
-                 expose_value=False, help="YAML or TOML file with the same keys as the options."),
+    _config_option,
     click.option("--certificate-authority", type=_file, help="PEM file of the CA to trust."),
     click.option("--client-certificate", type=_file, help="PEM client certificate (mTLS)."),
     click.option("--client-key", type=_file, help="PEM client key (mTLS)."),
@@ -215,9 +217,10 @@ _COMMAND = {"context_settings": {"auto_envvar_prefix": ENV}}
 
 
 @main.command(**_COMMAND)
+@_config_option
 @_simulator_options(listen=True)
 def simulate(**options: Any) -> None:
-    """Serve a simulated ArmoniK control plane over gRPC."""
+    """Serve a simulated ArmoniK control plane over gRPC (scenarios: docs/scenarios.md)."""
     settings = _build(SimulatorSettings.build, **options)
     _run(run_simulator(settings, click.echo))
 
@@ -226,10 +229,13 @@ def simulate(**options: Any) -> None:
 @click.option("-e", "--endpoint", envvar=["AK_ENDPOINT", f"{ENV}_ENDPOINT"], required=True,
               help="Control plane, http://host:port or https://host:port (env AK_ENDPOINT).")
 @_settings_options(ServeSettings, "listen")
-@click.option("--duration", type=float, default=None, hidden=True)
+@click.option("--duration", type=float, default=None,
+              help="Stop after this many seconds (default: until Ctrl-C).")
 @_exporter_options
 def serve(duration: float | None, **options: Any) -> None:
-    """Export an ArmoniK control plane's metrics for Prometheus."""
+    """Watch an ArmoniK control plane: Prometheus metrics on /metrics, a status page on /,
+    health on /health; with --archive its Parquet archive, with --otlp-endpoint or
+    --traces-file a span per task."""
     settings = _build(ServeSettings.build, **options)
     _run(run_exporter(settings, click.echo, duration))
 
@@ -240,7 +246,8 @@ def serve(duration: float | None, **options: Any) -> None:
 @_settings_options(DemoPrometheusSettings, "prometheus", "prometheus_listen")
 @_exporter_options
 def demo(listen: str, prometheus: bool, prometheus_listen: str, **options: Any) -> None:
-    """Run the demo: the embedded simulator and the exporter in one process."""
+    """Run the demo: a simulated control plane running a never-ending workload in real time,
+    and the exporter watching it (metrics, status page, archive and spans), in one process."""
     simulator_keys = ("scenario", "seed", "speed", "rate", "faults", "duration", "ttl")
     simulator_options = {key: options.pop(key) for key in simulator_keys}
     simulator = _build(SimulatorSettings.build, listen="127.0.0.1:0", **simulator_options)
@@ -255,14 +262,14 @@ def demo(listen: str, prometheus: bool, prometheus_listen: str, **options: Any) 
     _run(run_demo(simulator, serve_settings, click.echo, own_prometheus))
 
 
-@main.command(**_COMMAND)
+@main.command(help=sql_help(), short_help="Run SQL over an archive's views.", **_COMMAND)
 @click.option("--archive", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Archive directory.")
 @click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)
+              show_default=True, help="table for people; json (an array of objects) and csv "
+              "(maps and lists as JSON text) for programs.")
 @click.argument("query")
 def sql(archive: Path, output: str, query: str) -> None:
-    """Run a SQL query over the archive's views (tasks, events, sessions, results, ...)."""
     try:
         click.echo(run_sql(archive, query, output), nl=False)
     except _USER_ERRORS as error:
@@ -346,11 +353,13 @@ def archive_group() -> None:
 
 
 @archive_group.command(name="export", **_COMMAND)
-@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Archive directory.")
 @click.option("--to", "target", type=click.Path(path_type=Path), required=True,
               help="A .duckdb file, or a directory with --format parquet.")
 @click.option("--format", "kind", type=click.Choice(["duckdb", "parquet"]), default="duckdb",
-              show_default=True)
+              show_default=True, help="duckdb: one database file with a table per view; "
+              "parquet: one deduplicated <table>.parquet per view.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing target.")
 def export(archive: Path, target: Path, kind: str, overwrite: bool) -> None:
     """Export the archive to one DuckDB file or to a clean Parquet dataset."""

@@ -71,7 +71,8 @@ class SimulatorSettings:
 
     listen: str = setting("127.0.0.1:5001", "host:port to serve.")
     scenario: Scenario = field(default_factory=partial(builtin_scenario, "demo"), metadata={
-        "help": "demo, steady, burst, dag, large, or a YAML/TOML scenario file.",
+        "help": "demo, steady, burst, dag, large, or a YAML/TOML scenario file "
+                "(docs/scenarios.md).",
         "cli_default": "demo", "cli_type": str})
     seed: int | None = setting(None, "Random seed (default: the scenario's).")
     speed: float = setting(1.0, "Simulated seconds per real second.")
@@ -108,7 +109,8 @@ class ServeSettings:
 
     endpoint: Endpoint
     tls: TlsFiles
-    listen: str = setting("0.0.0.0:9419", "host:port of the /metrics server.")
+    listen: str = setting("0.0.0.0:9419", "host:port of the HTTP server: /metrics, the status "
+                                          "page /, /health.")
     session_interval: float = setting(10.0, "Seconds between ListSessions passes.")
     session_resync_interval: float = setting(3600.0, "Seconds between recounts of the ended "
                                                      "sessions (a query over all history).")
@@ -309,9 +311,10 @@ class DemoPrometheusSettings:
 
 
 # What the demo changes: it polls a small simulated plane often, so its metrics move while you
-# watch, serves on loopback, archives by default and runs its scenario faster than real time.
+# watch, serves on loopback, archives by default and runs its never-ending scenario in real time
+# (x1: no server timestamp is ahead of the wall clock; --speed for faster).
 DEMO_DEFAULTS: Mapping[str, Any] = MappingProxyType({
-    "listen": "127.0.0.1:9419", "archive": Path("demo-archive"), "speed": 5.0,
+    "listen": "127.0.0.1:9419", "archive": Path("demo-archive"), "speed": 1.0,
     "traces_file": Path("demo-traces.jsonl"),
     "session_interval": 2.0, "count_interval": 2.0, "health_interval": 2.0,
     "facts_interval": 1.0, "archive_flush_interval": 2.0,

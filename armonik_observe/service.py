@@ -27,6 +27,8 @@ from armonik_observe.config import ServeSettings
 from armonik_observe.exporters.exposition import Family
 from armonik_observe.exporters.http import MetricsHttpServer, Readiness
 from armonik_observe.exporters.prometheus import PrometheusSink, SelfStatus
+from armonik_observe.exporters.status import StatusSnapshot
+from armonik_observe.exporters.status import snapshot as status_snapshot
 from armonik_observe.lifecycle import AsyncService, StartedStack
 from armonik_observe.model import IN_FLIGHT_TASK_STATUSES
 from armonik_observe.pipeline import Pipeline, Sink
@@ -211,16 +213,9 @@ class Exporter(AsyncService):
             reasons.append(f"events: failing unexpectedly, last {self.streams.mishaps.last}")
         return Readiness(ready=not reasons, reasons=tuple(reasons))
 
-    def status(self) -> dict[str, str]:
-        """A few lines for the landing page."""
-        return {
-            "control plane": self.settings.endpoint.url,
-            "state": "up" if self.up() else "down",
-            "followed sessions": str(len(self.discovery.followed)),
-            "event streams": ", ".join(
-                f"{n} {s}" for s, n in self.streams.stream_states().items() if n) or "none",
-            "task facts watermark (us)": str(self.facts.watermark_us),
-        }
+    def status(self) -> StatusSnapshot:
+        """What the status page at / shows, read now."""
+        return status_snapshot(self, self._clock(), self._monotonic())
 
     def self_status(self) -> SelfStatus:
         """The exporter's own state, for its self-metrics."""

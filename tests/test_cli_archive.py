@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 import json
+import shlex
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -129,6 +130,57 @@ def test_a_missing_directory_is_refused(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     assert_one_line_error(sql(missing, "SELECT 1"), str(missing))
     assert not missing.exists()
+
+
+def test_several_statements_show_each_result_in_a_table(archived: Path) -> None:
+    done = sql(archived, "SELECT count(*) AS tasks FROM tasks; SELECT 'two' AS second;")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n\n") == ["tasks\n-----\n8\n(1 row)",
+                                         "second\n------\ntwo\n(1 row)\n"]
+
+
+@pytest.mark.parametrize("output", ["json", "csv"])
+def test_several_statements_are_refused_by_json_and_csv(archived: Path, output: str) -> None:
+    done = sql(archived, "SELECT 1; SELECT 2", "-o", output)
+    assert_one_line_error(done, f"-o {output} takes one statement", "holds 2")
+    assert done.stdout == ""
+
+
+def test_the_csv_output_writes_maps_and_lists_as_json(archived: Path) -> None:
+    query = "SELECT task_id, options, parent_task_ids, data_dependencies FROM tasks ORDER BY 1"
+    done = sql(archived, query, "-o", "csv")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    expected = view(archived, query)
+    assert len(rows) == len(expected) == 8
+    for got, want in zip(rows, expected, strict=True):
+        for name in ("options", "parent_task_ids", "data_dependencies"):
+            value = want[name]  # Arrow gives a map as a list of (key, value) pairs
+            assert json.loads(got[name]) == (dict(value) if name == "options" else value)
+    assert json.loads(rows[0]["options"]) == {"engine": "fast", "zone": "eu-west"}
+
+
+def test_show_tables_lists_the_views_and_raw_tables_only(archived: Path) -> None:
+    done = sql(archived, "SHOW TABLES", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    names = {row["name"] for row in json.loads(done.stdout)}
+    assert names == {t.name for t in TABLES} | {f"{t.name}_raw" for t in TABLES}
+
+
+def test_sql_help_lists_the_tables_and_examples_that_run(archived: Path) -> None:
+    done = run_cli("sql", "--help")
+    assert done.returncode == 0, done.stderr
+    listed = done.stdout.split("Tables")[1].split("Examples")[0]
+    assert [line.split()[0] for line in listed.strip().splitlines()[1:]] == [
+        t.name for t in TABLES]
+    examples = [line.strip() for line in done.stdout.splitlines()
+                if line.strip().startswith("armonik-observe sql ")]
+    assert len(examples) == 2
+    for example in examples:
+        args = shlex.split(example.replace("demo-archive", str(archived)).split(" > ")[0])
+        ran = run_cli(*args[1:])
+        assert ran.returncode == 0, (example, ran.stderr)
+        assert len(ran.stdout.splitlines()) > 2, example
 
 
 # -- archive export -----------------------------------------------------------------------------

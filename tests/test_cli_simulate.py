@@ -12,6 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import click
 import grpc
 import pytest
 from armonik.client import ArmoniKVersions
@@ -113,7 +114,7 @@ def test_demo_serves_metrics_and_archives_until_its_duration(tmp_path: Path) -> 
     assert sum(span["name"] == "task" for span in spans) == tasks
 
 
-@pytest.mark.parametrize(("speed", "shown"), [((), "x5"), (("--speed", "1"), "x1")])
+@pytest.mark.parametrize(("speed", "shown"), [((), "x1"), (("--speed", "5"), "x5")])
 def test_the_demo_runs_at_the_speed_asked_for(tmp_path: Path, speed: tuple[str, ...],
                                               shown: str) -> None:
     result = subprocess.run(
@@ -137,3 +138,34 @@ def test_command_line_defaults_are_the_settings_defaults() -> None:
             default = spec.metadata.get("cli_default", spec.default)
             assert option.default == default, (command.name, option.name)
             assert option.help == spec.metadata["help"]
+
+
+def test_simulate_reads_its_options_from_a_config_file(tmp_path: Path) -> None:
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text("partitions: [{id: p}]\nsessions: [{name: s, partition: p}]\n")
+    config = tmp_path / "simulator.yaml"
+    config.write_text(f"scenario: {scenario}\nspeed: 7\nlisten: 127.0.0.1:0\nduration: 0.5\n")
+    result = run_cli("simulate", "-c", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "simulator: scenario tiny at x7 serving ArmoniK API on http://127.0.0.1:" in \
+        result.stdout
+
+
+def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
+    for name, command in group.commands.items():
+        found.append((f"{prefix}{name}", command))
+        if isinstance(command, click.Group):
+            found += _commands(command, f"{prefix}{name} ")
+    return found
+
+
+def test_every_command_and_option_says_what_it_does() -> None:
+    undocumented = [(name, param.name) for name, command in [("", main), *_commands(main)]
+                    for param in command.params
+                    if isinstance(param, click.Option) and (param.hidden or not param.help)]
+    assert not undocumented
+    assert all(command.help for _, command in _commands(main))
+    # The top-level help's promises each have their command.
+    assert "metrics, traces, archive and analytics" in (main.help or "")
+    assert {"serve", "traces", "archive", "analyze"} <= set(main.commands)

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from armonik_observe.exporters.http import MetricsHttpServer, Readiness
+from armonik_observe.exporters.status import StatusSnapshot
 
 TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -39,7 +40,8 @@ def make_server(switch: Switch | None = None, listen: str = "127.0.0.1:0") -> Me
     return MetricsHttpServer(
         registry=make_registry(),
         listen=listen,
-        status=lambda: {"state": "up", "control plane": "<script>alert(1)</script>"},
+        status=lambda: StatusSnapshot(at=0.0, endpoint="http://<script>alert(1)</script>",
+                                      up=True, readiness=Readiness(ready=True)),
         readiness=switch or Switch(),
         version="1.2.3",
     )
@@ -139,7 +141,7 @@ async def test_landing_page_links_and_escaped_status(
     assert "1.2.3" in page
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "<th>control plane</th>" in page
+    assert "UP · READY" in page
 
 
 async def test_health_follows_readiness(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from armonik_observe.model import TASK_STATUS_RANK
 
@@ -28,7 +27,8 @@ DEDUPLICATED = ("tasks", "results", "sessions")
 
 _TASKS_SQL = """
 CREATE OR REPLACE TEMP VIEW tasks AS
-SELECT t.* FROM tasks_raw AS t LEFT JOIN _task_rank AS r ON r.status = t.status
+SELECT t.* FROM tasks_raw AS t
+LEFT JOIN {task_ranks} AS r(status, rank) ON r.status = t.status
 QUALIFY row_number() OVER (
     PARTITION BY t.task_id
     ORDER BY t.ended_at IS NULL, t.ended_at DESC NULLS LAST, coalesce(r.rank, -1) DESC,
@@ -39,7 +39,8 @@ QUALIFY row_number() OVER (
 
 _RESULTS_SQL = """
 CREATE OR REPLACE TEMP VIEW results AS
-SELECT t.* FROM results_raw AS t LEFT JOIN _result_rank AS r ON r.status = t.status
+SELECT t.* FROM results_raw AS t
+LEFT JOIN {result_ranks} AS r(status, rank) ON r.status = t.status
 QUALIFY row_number() OVER (
     PARTITION BY t.result_id
     ORDER BY coalesce(r.rank, -1) DESC, t.completed_at DESC NULLS LAST,
@@ -53,7 +54,8 @@ WITH seen AS (
     SELECT session_id, min(first_seen) AS first_seen, max(last_seen) AS last_seen
     FROM sessions_raw GROUP BY session_id
 ), latest AS (
-    SELECT t.* FROM sessions_raw AS t LEFT JOIN _session_rank AS r ON r.status = t.status
+    SELECT t.* FROM sessions_raw AS t
+    LEFT JOIN {session_ranks} AS r(status, rank) ON r.status = t.status
     QUALIFY row_number() OVER (
         PARTITION BY t.session_id
         ORDER BY t.last_seen DESC NULLS LAST, coalesce(r.rank, -1) DESC, t.status
@@ -67,19 +69,20 @@ _PLAIN_SQL = "CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {table}_raw"
 _VIEW_SQL = {"tasks": _TASKS_SQL, "results": _RESULTS_SQL, "sessions": _SESSIONS_SQL}
 
 
-def rank_table(entity: str) -> pa.Table:
-    """The status ranks of one entity as an Arrow table (status, rank)."""
-    ranks = RANKS[entity]
-    return pa.table({"status": list(ranks), "rank": pa.array(list(ranks.values()), pa.int32())})
+def _ranks_sql(entity: str) -> str:
+    """The status ranks of one entity as an inline VALUES list: no helper object is left in
+    the connection for SHOW TABLES to list."""
+    rows = ", ".join(f"('{status}', {rank})" for status, rank in RANKS[entity].items())
+    return f"(VALUES {rows})"
 
 
 def install(connection: Any, tables: tuple[str, ...]) -> None:
     """Create each table's view over its `<table>_raw` relation in a DuckDB connection."""
-    for entity in RANKS:
-        connection.register(f"_{entity}_rank", rank_table(entity))
+    ranks = {f"{entity}_ranks": _ranks_sql(entity) for entity in RANKS}
     for table in tables:
-        # Table names come from the schema declarations, never from input.
-        connection.execute(_VIEW_SQL.get(table) or _PLAIN_SQL.format(table=table))
+        # Table names and statuses come from declarations in code, never from input.
+        sql = _VIEW_SQL.get(table)
+        connection.execute(sql.format(**ranks) if sql else _PLAIN_SQL.format(table=table))
 
 
 # -- the same rules in Polars ---------------------------------------------------------------

@@ -44,6 +44,7 @@ class WriterStats:
     write_errors: int
     last_flush_seconds: float | None
     by_table: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # rows, bytes written
+    last_write_monotonic: float | None = None  # time.monotonic() of the last flush that wrote
 
 
 class ArchiveSink:
@@ -81,6 +82,7 @@ class ArchiveSink:
         self._rows = self._segments = self._bytes = self._dropped = self._errors = 0
         self._by_table: dict[str, list[int]] = {}  # table -> [rows, bytes] written
         self._last_flush: float | None = None
+        self._last_write_monotonic: float | None = None
         self._last_error = ""
         self._requeues = 0  # times a failed write put rows back in the buffers
         self._writing: asyncio.Task[None] | None = None
@@ -232,6 +234,7 @@ class ArchiveSink:
     def _account(self, outcome: stages.Outcome, seconds: float) -> None:
         self._last_flush = seconds
         if outcome.written:
+            self._last_write_monotonic = time.monotonic()
             self._dropping = False
             self.flushed.set()
         for table, rows, size in outcome.written:
@@ -263,6 +266,7 @@ class ArchiveSink:
         """A snapshot of the sink's counters."""
         return WriterStats(self._rows, self._segments, self._bytes, self._buffered,
                            self._dropped, self._errors, self._last_flush,
-                           {table: (rows, size) for table, (rows, size) in self._by_table.items()})
+                           {table: (rows, size) for table, (rows, size) in self._by_table.items()},
+                           self._last_write_monotonic)
 
 

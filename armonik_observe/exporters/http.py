@@ -1,4 +1,5 @@
-"""The HTTP face of the exporter: /metrics for Prometheus, / for people, /health for Kubernetes.
+"""The HTTP face of the exporter: /metrics for Prometheus, / for people (status_page.py), /health
+for Kubernetes.
 
     async with MetricsHttpServer(
         registry=registry, listen="127.0.0.1:0", status=status, readiness=readiness, version="1.0"
@@ -13,31 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import html
 import logging
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from armonik_observe.config import parse_listen
+from armonik_observe.exporters.status import Readiness, StatusSnapshot
+from armonik_observe.exporters.status_page import DEFAULT_REFRESH_S, render_status_page
 from armonik_observe.lifecycle import AsyncService
 
 log = logging.getLogger(__name__)
 
 # Hosts that mean "every interface": not an address a browser or test can connect to.
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
-
-
-@dataclass(frozen=True)
-class Readiness:
-    """Whether the exporter can serve meaningful metrics, and if not, why."""
-
-    ready: bool
-    reasons: tuple[str, ...] = ()
 
 
 # Renders the whole exposition; True asks for OpenMetrics rather than the text format.
@@ -69,32 +62,6 @@ def render_metrics(
     return body, headers
 
 
-def render_landing(version: str, status: Mapping[str, str]) -> str:
-    """The landing page: links to the endpoints and a table of the exporter's status."""
-    rows = "\n".join(
-        f"<tr><th>{html.escape(key)}</th><td>{html.escape(value)}</td></tr>"
-        for key, value in status.items()
-    )
-    # Relative links, so the page still works behind a reverse proxy that adds a path prefix.
-    return f"""<!DOCTYPE html>
-<html>
-<head><meta charset="utf-8"><title>armonik-observe</title></head>
-<body>
-<h1>armonik-observe</h1>
-<p>Version {html.escape(version)}</p>
-<ul>
-<li><a href="metrics">/metrics</a></li>
-<li><a href="health">/health</a></li>
-</ul>
-<h2>Status</h2>
-<table>
-{rows}
-</table>
-</body>
-</html>
-"""
-
-
 def _display_host(host: str) -> str:
     """A host to put in a URL: wildcards become loopback, IPv6 gets brackets."""
     host = _WILDCARD_HOSTS.get(host, host)
@@ -116,7 +83,7 @@ class MetricsHttpServer(AsyncService):
         *,
         registry: CollectorRegistry,
         listen: str = "0.0.0.0:9419",
-        status: Callable[[], dict[str, str]],
+        status: Callable[[], StatusSnapshot],
         readiness: Callable[[], Readiness],
         version: str,
         stop_timeout: float = 5.0,
@@ -197,8 +164,11 @@ class MetricsHttpServer(AsyncService):
         return web.Response(body=body, headers=headers)
 
     async def _landing(self, request: web.Request) -> web.Response:
-        page = render_landing(self._version, self._status())
-        return web.Response(text=page, content_type="text/html")
+        refresh = request.query.get("refresh", "")
+        seconds = int(refresh) if refresh.isdigit() else DEFAULT_REFRESH_S
+        page = render_status_page(self._status(), self._version, seconds)
+        return web.Response(text=page, content_type="text/html",
+                            headers={"Cache-Control": "no-store"})
 
     async def _health(self, request: web.Request) -> web.Response:
         readiness = self._readiness()

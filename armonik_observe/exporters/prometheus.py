@@ -26,6 +26,7 @@ from armonik_observe.exporters.fact_metrics import FactMetrics
 from armonik_observe.exporters.metrics_table import RPC_BUCKETS, spec
 from armonik_observe.exporters.observed import ObservedState
 from armonik_observe.exporters.state_metrics import StateMetrics, family
+from armonik_observe.exporters.throughput import RecentEnds
 from armonik_observe.model import EventKind
 from armonik_observe.pipeline import Batch, Needs
 
@@ -134,6 +135,7 @@ class PrometheusSink:
         self.registry = registry
         self.state = state or ObservedState(deadline_option=deadline_option)
         self.facts = FactMetrics(partitions=lambda: self.state.partitions)
+        self.recent_ends = RecentEnds()  # the status page's throughput
         self._collectors: list[StateMetrics | FactMetrics | SelfMetrics | FamilySource] = [
             StateMetrics(self.state, up=up, core_compat=core_compat),
             self.facts,
@@ -173,6 +175,7 @@ class PrometheusSink:
         self.state.update(batch)
         if batch.facts:
             self.facts.add(batch.facts)
+            self.recent_ends.add(batch.facts)
         if batch.events:
             self._count_transitions(batch)
 

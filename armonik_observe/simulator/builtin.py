@@ -11,11 +11,21 @@ _FAST = {"processing": {"kind": "constant", "mean": 0.01}, "creation": 0.001, "q
 
 
 def _demo() -> dict[str, Any]:
+    """A never-ending, lively workload at x1: every group repeats for ever (`count` None).
+
+    Sessions arrive and close, the slow `risk-batch` partition queues up past its tasks'
+    max_duration (stuck tasks) and drains, tasks fail, retry, time out and are cancelled,
+    workers submit subtasks, sessions are paused, cancelled, purged and deleted, a long-lived
+    session streams tasks and a burst floods the default partition every five minutes. What
+    arrives is less than the pods can run, so with the simulator's TTL the state stays bounded.
+    """
     pricing = {"processing": {"kind": "lognormal", "mean": 0.8, "spread": 0.6},
                "acquisition": {"kind": "exponential", "mean": 0.02},
-               "error_rate": 0.04, "timeout_rate": 0.004, "cancel_rate": 0.002}
+               "error_rate": 0.05, "timeout_rate": 0.004, "cancel_rate": 0.002}
     risk = {"processing": {"kind": "lognormal", "mean": 2.5, "spread": 0.5},
             "fetch": {"kind": "uniform", "mean": 0.05, "spread": 0.04}, "error_rate": 0.02}
+    short = {"processing": {"kind": "exponential", "mean": 0.3}, "error_rate": 0.01}
+    forever = {"count": None}
     return {
         "name": "demo",
         "seed": 7,
@@ -25,24 +35,31 @@ def _demo() -> dict[str, Any]:
             {"id": "risk-batch", "pods": 3, "pod_max": 6, "priority": 1, "preemption": 20},
         ],
         "sessions": [
-            {"name": "pricing", "partition": "pricing", "count": 6, "every": 30,
-             "graph": {"kind": "bag", "tasks": 300},
+            {"name": "pricing", "partition": "pricing", **forever, "every": 20, "deadline": 45,
+             "graph": {"kind": "bag", "tasks": 150}, "max_duration": 8, "max_retries": 1,
              "application": {"name": "pricing", "version": "2.3.1"}, "profile": pricing},
-            {"name": "risk", "partition": "risk-batch", "count": 3, "start": 10, "every": 60,
-             "graph": {"kind": "fanout", "tasks": 60},
+            {"name": "risk", "partition": "risk-batch", **forever, "start": 3, "every": 75,
+             "graph": {"kind": "fanout", "tasks": 60}, "max_duration": 30, "deadline": 90,
              "application": {"name": "risk", "version": "1.4.0"}, "profile": risk},
-            {"name": "chain", "partition": "default", "count": 2, "start": 5, "every": 90,
-             "graph": {"kind": "chain", "tasks": 20}},
-            {"name": "dag", "partition": "default", "start": 15,
+            {"name": "chain", "partition": "default", **forever, "start": 5, "every": 40,
+             "graph": {"kind": "chain", "tasks": 20}, "profile": short},
+            {"name": "dag", "partition": "default", **forever, "start": 8, "every": 60,
              "graph": {"kind": "subtasking", "tasks": 8, "depth": 2, "children": 3},
-             "profile": {"processing": 0.5, "subtask_depth": 2, "subtask_children": 3}},
-            {"name": "paused", "partition": "default", "start": 20,
+             "profile": {"processing": 0.5, "error_rate": 0.03}},
+            {"name": "paused", "partition": "default", **forever, "start": 12, "every": 120,
              "graph": {"kind": "bag", "tasks": 150}, "profile": {"processing": 0.3},
-             "lifecycle": [{"action": "pause", "at": 5}, {"action": "resume", "at": 25}]},
-            {"name": "cancelled", "partition": "default", "start": 40, "close_when_done": False,
-             "graph": {"kind": "bag", "tasks": 200}, "profile": {"processing": 1.0},
-             "lifecycle": [{"action": "cancel", "at": 20}, {"action": "purge", "at": 40},
-                           {"action": "delete", "at": 60}]},
+             "lifecycle": [{"action": "pause", "at": 3}, {"action": "resume", "at": 20}]},
+            {"name": "cancelled", "partition": "default", **forever, "start": 30, "every": 180,
+             "close_when_done": False, "graph": {"kind": "bag", "tasks": 200},
+             "profile": {"processing": 1.0},
+             "lifecycle": [{"action": "cancel", "at": 15}, {"action": "purge", "at": 30},
+                           {"action": "delete", "at": 45}]},
+            {"name": "burst", "partition": "default", **forever, "start": 90, "every": 300,
+             "graph": {"kind": "bag", "tasks": 600}, "profile": short},
+            {"name": "stream", "partition": "pricing", "close_when_done": False,
+             "graph": {"kind": "stream", "rate": 2, "batch": 4}, "max_duration": 8,
+             "max_retries": 1,
+             "application": {"name": "pricing", "version": "2.3.1"}, "profile": pricing},
         ],
     }
 

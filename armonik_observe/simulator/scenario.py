@@ -7,8 +7,9 @@ both are validated the same way; an error names the file and the field.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
+from types import UnionType
 from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
@@ -48,8 +49,9 @@ class GraphSpec:
 
     bag: `tasks` independent tasks; fanout: one root, `tasks` children, one aggregator;
     chain: `tasks` tasks each reading the previous output; subtasking: `tasks` roots that submit
-    `children` subtasks down to `depth` levels; stream: `rate` tasks/s for `duration` seconds
-    (0 means for ever).
+    `children` subtasks down to `depth` levels (unless the profile sets its own
+    subtask_children); stream: `rate` tasks/s in batches of `batch` for `duration` seconds
+    (0 means for ever). `batch` also splits a bag's submission.
     """
 
     kind: str = "bag"
@@ -66,6 +68,8 @@ class GraphSpec:
         _require(self.rate > 0, "rate", "must be positive")
         _require(self.batch >= 1, "batch", "must be at least 1")
         _require(self.duration >= 0, "duration", "must not be negative")
+        _require(self.depth >= 1 and self.children >= 1, "depth",
+                 "depth and children must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -93,11 +97,14 @@ class Application:
 
 @dataclass(frozen=True)
 class SessionGroup:
-    """`count` sessions of the same kind, the first at `start`, then one every `every` seconds."""
+    """`count` sessions of the same kind, the first at `start`, then one every `every` seconds.
+
+    `count` None (`null` in a file) means for ever: a never-ending workload.
+    """
 
     name: str
     partition: str
-    count: int = 1
+    count: int | None = 1
     start: float = 0.0
     every: float = 10.0
     graph: GraphSpec = field(default_factory=GraphSpec)
@@ -111,8 +118,20 @@ class SessionGroup:
     # Seconds after the session opens, written as its `deadline` task option (RFC 3339).
     deadline: float = 0.0
 
+    @property
+    def task_profile(self) -> TaskProfile:
+        """How the group's tasks run: its profile, with a subtasking graph's depth and
+        children when the profile sets no subtasks of its own."""
+        graph, profile = self.graph, self.profile
+        if graph.kind != "subtasking" or profile.subtask_children:
+            return profile
+        return replace(profile, subtask_depth=graph.depth, subtask_children=graph.children)
+
     def __post_init__(self) -> None:
-        _require(self.count >= 1, "count", "must be at least 1")
+        _require(self.count is None or self.count >= 1, "count",
+                 "must be at least 1, or null for ever")
+        _require(self.count is not None or self.every > 0, "every",
+                 "must be positive when sessions repeat for ever")
         _require(self.deadline >= 0, "deadline", "must not be negative")
         _require(self.start >= 0 and self.every >= 0, "start", "times must not be negative")
         _require(self.max_retries >= 0, "max_retries", "must not be negative")
@@ -173,6 +192,11 @@ def load_scenario_file(path: Path) -> Scenario:
 
 
 def _build(kind: Any, data: Any, path: str) -> Any:
+    options = get_args(kind) if get_origin(kind) is UnionType else ()
+    if type(None) in options:
+        if data is None:
+            return None
+        (kind,) = (option for option in options if option is not type(None))
     if kind is Distribution:
         return _distribution(data, path)
     if is_dataclass(kind):

@@ -24,31 +24,39 @@ class Workload:
         self._plane = plane
         self._scenario = scenario
         self._start_us = start_us
-        self._pending_sessions = sum(g.count for g in scenario.sessions)
+        # Sessions still to arrive; a group repeating for ever keeps this above 0.
+        self._pending_sessions = sum(g.count or 1 for g in scenario.sessions)
         self._submitting: set[str] = set()
         self._auto_close: set[str] = set()
         self.session_ids: list[str] = []
         plane.on_idle.append(self._defer_idle_check)
 
     def start(self) -> None:
-        """Schedule the arrival of every session."""
+        """Schedule the arrival of every session; a group repeating for ever schedules its
+        next arrival as each one opens."""
         for group in self._scenario.sessions:
-            for index in range(group.count):
-                due = self._start_us + int((group.start + index * group.every) * MICROS)
-                self._plane.scheduler.at(due, self._open, group)
+            for index in range(group.count or 1):
+                self._plane.scheduler.at(self._arrival_us(group, index), self._open, group, index)
+
+    def _arrival_us(self, group: SessionGroup, index: int) -> int:
+        return self._start_us + int((group.start + index * group.every) * MICROS)
 
     @property
     def finished(self) -> bool:
-        """True once every session has arrived and finished submitting."""
+        """True once every session has arrived and finished submitting (never, for a group
+        that repeats for ever)."""
         return self._pending_sessions == 0 and not self._submitting
 
-    def _open(self, group: SessionGroup) -> None:
+    def _open(self, group: SessionGroup, index: int) -> None:
         plane = self._plane
+        if group.count is None:
+            plane.scheduler.at(self._arrival_us(group, index + 1), self._open, group, index + 1)
         session = plane.create_session(_options(group, plane.now()), [group.partition],
-                                       group.profile)
+                                       group.task_profile)
         session_id = session.session_id
         self.session_ids.append(session_id)
-        self._pending_sessions -= 1
+        if group.count is not None:
+            self._pending_sessions -= 1
         if group.close_when_done:
             self._auto_close.add(session_id)
         for step in group.lifecycle:
@@ -155,7 +163,7 @@ class Workload:
 
 _GRAPHS: dict[str, Callable[[Workload, str, GraphSpec], None]] = {
     "bag": Workload._bag,
-    "subtasking": Workload._bag,  # roots are a bag; the profile makes them submit subtasks
+    "subtasking": Workload._bag,  # roots are a bag; their profile makes them submit subtasks
     "fanout": Workload._fanout,
     "chain": Workload._chain,
     "stream": Workload._stream,
