@@ -40,6 +40,14 @@ from bench.report import Row, info_row, parse_args, percentile, print_table, wri
 
 NAME = "soak"
 TARGET_GROWTH_PCT = 2.0  # per 10 minutes, after the warm-up
+# What two minutes of measure can resolve. RSS wanders by a few MB over minutes (allocator
+# pools, the archive's flushes): in flat 6- and 8-minute runs (2026-12-07), the slopes of the
+# 2-minute windows after a minute of warm-up spanned -19 to +19% per 10 minutes, while the
+# whole runs' slopes were 0.1 to 2%. A short run can only catch a leak larger than that noise
+# (the simulator's original one was 130% per 10 minutes); the 2% target needs the half hour.
+SHORT_RUN_GROWTH_PCT = 30.0
+LONG_RUN_MINUTES = 20.0  # measured minutes from which the 2% target applies
+CACHE_SLACK = 1.25  # a cache's largest size late in the measure over its largest early on
 EXPORTER_CAP_MB = 600.0
 SIMULATOR_CAP_MB = 600.0
 MAX_FDS = 64
@@ -61,6 +69,7 @@ class Sample:
     threads: int
     asyncio_tasks: float
     scrape_ms: list[float] = field(default_factory=list)
+    caches: dict[str, float] = field(default_factory=dict)  # armonik_observe_cache_entries
 
 
 @contextlib.contextmanager
@@ -82,18 +91,19 @@ def processes(rate: float, ttl: str, archive: Path) -> Iterator[tuple[int, int, 
 def sample(exporter: psutil.Process, simulator: psutil.Process, url: str,
            started: float) -> Sample:
     """Read both processes and time a few scrapes."""
-    scrapes, tasks = [], float("nan")
+    scrapes, tasks, caches = [], float("nan"), {}
     for _ in range(SCRAPES_PER_SAMPLE):
         began = time.perf_counter()
         reading = scrape(url)
         scrapes.append((time.perf_counter() - began) * 1000)
         tasks = reading.total("armonik_observe_asyncio_tasks")
+        caches = reading.by("armonik_observe_cache_entries", "cache")
     return Sample(
         t=round(time.monotonic() - started, 1),
         exporter_mb=exporter.memory_info().rss / 2**20,
         simulator_mb=simulator.memory_info().rss / 2**20,
         fds=exporter.num_fds(), threads=exporter.num_threads(), asyncio_tasks=tasks,
-        scrape_ms=scrapes,
+        scrape_ms=scrapes, caches=caches,
     )
 
 
@@ -126,6 +136,19 @@ def growth(samples: list[Sample], warmup_s: float, key: str) -> dict[str, float]
             "growth_pct_per_10min": round(100 * slope / float(mb.mean()), 2)}
 
 
+def cache_growth(after: list[Sample]) -> dict[str, dict[str, float]]:
+    """Each self-reported cache's entries over the measure: its largest in the first half and
+    in the second. Counts carry no allocator noise: a cache that keeps what it should forget
+    shows at once, where RSS needs the half hour."""
+    half = len(after) // 2
+    names = sorted({name for s in after for name in s.caches})
+    return {name: {"first_half_max": max((s.caches.get(name, 0.0) for s in after[:half]),
+                                         default=0.0),
+                   "second_half_max": max((s.caches.get(name, 0.0) for s in after[half:]),
+                                          default=0.0)}
+            for name in names}
+
+
 def theil_sen(t: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> float:
     """The median of the slopes between every two samples: a line through RSS that a flush's
     or a GC pass's bump does not tilt, as a least-squares line over a few minutes would."""
@@ -145,27 +168,37 @@ def analyse(samples: list[Sample], warmup_s: float) -> dict[str, Any]:
         "threads": [min(s.threads for s in after), max(s.threads for s in after)],
         "asyncio_tasks": [min(s.asyncio_tasks for s in after),
                           max(s.asyncio_tasks for s in after)],
+        "caches": cache_growth(after),
         "scrape_p99_ms": round(percentile(scrapes, 0.99), 2),
         "scrape_median_ms": round(statistics.median(scrapes), 2),
     }
 
 
-def verdicts(figures: dict[str, Any]) -> dict[str, bool]:
+def growth_target(measured_minutes: float) -> float:
+    """The growth target a run can resolve: 2% per 10 minutes over a long run, the noise
+    of RSS over a short one."""
+    return TARGET_GROWTH_PCT if measured_minutes >= LONG_RUN_MINUTES else SHORT_RUN_GROWTH_PCT
+
+
+def verdicts(figures: dict[str, Any], measured_minutes: float) -> dict[str, bool]:
     """Each target, met or not."""
     exporter, simulator = figures["exporter"], figures["simulator"]
+    growth = growth_target(measured_minutes)
     return {
-        "exporter growth": exporter["growth_pct_per_10min"] < TARGET_GROWTH_PCT,
-        "simulator growth": simulator["growth_pct_per_10min"] < TARGET_GROWTH_PCT,
+        "exporter growth": exporter["growth_pct_per_10min"] < growth,
+        "simulator growth": simulator["growth_pct_per_10min"] < growth,
         "exporter cap": exporter["max_mb"] < EXPORTER_CAP_MB,
         "simulator cap": simulator["max_mb"] < SIMULATOR_CAP_MB,
         "fds": figures["fds"][1] <= MAX_FDS,
         "threads": figures["threads"][1] <= MAX_THREADS,
         "asyncio tasks": figures["asyncio_tasks"][1] <= MAX_ASYNCIO_TASKS,
         "scrape p99": figures["scrape_p99_ms"] <= TARGET_SCRAPE_P99_MS,
+        "caches": all(c["second_half_max"] <= CACHE_SLACK * c["first_half_max"] + 100
+                      for c in figures["caches"].values()),
     }
 
 
-def rows(figures: dict[str, Any], met: dict[str, bool]) -> list[Row]:
+def rows(figures: dict[str, Any], met: dict[str, bool], growth: float) -> list[Row]:
     """The table."""
     def row(label: str, value: float, unit: str, target: float | str, ok: bool,
             means: str, note: str = "") -> Row:
@@ -176,7 +209,7 @@ def rows(figures: dict[str, Any], met: dict[str, bool]) -> list[Row]:
         g = figures[process]
         table += [
             row(f"{process}: RSS growth", g["growth_pct_per_10min"], "%/10min",
-                f"<{TARGET_GROWTH_PCT:g}", met[f"{process} growth"],
+                f"<{growth:g}", met[f"{process} growth"],
                 "slope of a robust line (Theil-Sen) through RSS after the warm-up",
                 f"{g['slope_mb_per_10min']:+.1f} MB/10min"),
             row(f"{process}: RSS max", g["max_mb"], "MB", f"<{cap:g}", met[f"{process} cap"],
@@ -194,6 +227,11 @@ def rows(figures: dict[str, Any], met: dict[str, bool]) -> list[Row]:
                      f"<={TARGET_SCRAPE_P99_MS:g}", met["scrape p99"],
                      "a scrape's latency, all through the run",
                      f"median {figures['scrape_median_ms']:.1f} ms"))
+    for name, sizes in figures["caches"].items():
+        table.append(row(f"cache {name}", sizes["second_half_max"], "entries",
+                         f"<={CACHE_SLACK:g}x early", met["caches"],
+                         "largest in the second half of the measure (self-reported)",
+                         f"first half {sizes['first_half_max']:g}"))
     return table
 
 
@@ -243,14 +281,14 @@ def main() -> None:
     samples = soak(minutes=args.minutes, rate=args.rate, interval=args.interval)
     warmup_s = args.warmup * 60
     figures = analyse(samples, warmup_s)
-    met = verdicts(figures)
+    met = verdicts(figures, args.minutes - args.warmup)
     png = plot(samples, warmup_s, Path(write_results(NAME, {}).with_suffix(".png")))
     results = {"rate": args.rate, "minutes": args.minutes, "warmup_minutes": args.warmup,
                **figures, "met": met, "plot": str(png),
                "samples": [asdict(s) for s in samples]}
     print()
     print_table({"curve": curve_rows(samples, max(1, len(samples) // 20)),
-                 "targets": rows(figures, met)},
+                 "targets": rows(figures, met, growth_target(args.minutes - args.warmup))},
                 f"soak at {args.rate:g} tasks/s for {args.minutes:g} min")
     print(f"\nwrote {write_results(NAME, results)} and {png}")
     if not all(met.values()):
