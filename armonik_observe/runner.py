@@ -43,6 +43,14 @@ def tune_process() -> None:
     sys.setswitchinterval(0.001)
 
 
+def freeze_start_up_objects() -> None:
+    """Move what start-up made (imports: some 100k objects) out of the collector's reach:
+    they live as long as the process, and every full collection would scan them again (some
+    40 ms idle, up to 165 ms under load, landing inside a scrape now and then)."""
+    gc.collect()
+    gc.freeze()
+
+
 def command_name(argv0: str | None = None,
                  which: Callable[[str], str | None] = shutil.which) -> str:
     """How to run this command again from the same shell: its name when it is on PATH, else
@@ -80,6 +88,7 @@ async def run_simulator(settings: SimulatorSettings, echo: Echo) -> None:
 
     async def start() -> None:
         await simulator.start()
+        freeze_start_up_objects()
         echo(f"simulator: scenario {settings.scenario.name} at x{settings.speed:g} "
              f"serving ArmoniK API on {simulator.endpoint} (Ctrl-C to stop)")
 
@@ -93,6 +102,7 @@ async def run_exporter(settings: ServeSettings, echo: Echo, duration: float | No
 
     async def start() -> None:
         await exporter.start()
+        freeze_start_up_objects()
         echo(f"exporter: watching {settings.endpoint.url}, metrics on {exporter.http.url}/metrics")
 
     await supervise(start, exporter.stop, duration)
@@ -130,6 +140,7 @@ async def run_demo(
         if exporter.settings.traces_file is not None:
             echo(f"demo: spans in {exporter.settings.traces_file} (OTLP JSON lines; "
                  "--otlp-endpoint sends them to Jaeger or Tempo instead)")
+        freeze_start_up_objects()
         echo("demo: Ctrl-C to stop")
 
     await supervise(start, started.close, simulator_settings.duration)

@@ -47,7 +47,11 @@ TARGET_GROWTH_PCT = 2.0  # per 10 minutes, after the warm-up
 # (the simulator's original one was 130% per 10 minutes); the 2% target needs the half hour.
 SHORT_RUN_GROWTH_PCT = 30.0
 LONG_RUN_MINUTES = 20.0  # measured minutes from which the 2% target applies
-CACHE_SLACK = 1.25  # a cache's largest size late in the measure over its largest early on
+# A cache's largest size late in the measure over its largest early on, plus some entries: the
+# ends in flight between the facts and the streams (lag_pending) come and go by a thousand at
+# 1,000 tasks/s; a cache that forgets nothing grows by the rate times the run.
+CACHE_SLACK = 1.25
+CACHE_SLACK_ENTRIES = 2_000
 EXPORTER_CAP_MB = 600.0
 SIMULATOR_CAP_MB = 600.0
 MAX_FDS = 64
@@ -193,9 +197,14 @@ def verdicts(figures: dict[str, Any], measured_minutes: float) -> dict[str, bool
         "threads": figures["threads"][1] <= MAX_THREADS,
         "asyncio tasks": figures["asyncio_tasks"][1] <= MAX_ASYNCIO_TASKS,
         "scrape p99": figures["scrape_p99_ms"] <= TARGET_SCRAPE_P99_MS,
-        "caches": all(c["second_half_max"] <= CACHE_SLACK * c["first_half_max"] + 100
-                      for c in figures["caches"].values()),
+        **{f"cache {name}": sizes["second_half_max"] <= cache_bound(sizes["first_half_max"])
+           for name, sizes in figures["caches"].items()},
     }
+
+
+def cache_bound(early: float) -> float:
+    """The most a cache may hold late in the measure, given the most it held early on."""
+    return CACHE_SLACK * early + CACHE_SLACK_ENTRIES
 
 
 def rows(figures: dict[str, Any], met: dict[str, bool], growth: float) -> list[Row]:
@@ -229,7 +238,7 @@ def rows(figures: dict[str, Any], met: dict[str, bool], growth: float) -> list[R
                      f"median {figures['scrape_median_ms']:.1f} ms"))
     for name, sizes in figures["caches"].items():
         table.append(row(f"cache {name}", sizes["second_half_max"], "entries",
-                         f"<={CACHE_SLACK:g}x early", met["caches"],
+                         f"<={cache_bound(sizes['first_half_max']):,.0f}", met[f"cache {name}"],
                          "largest in the second half of the measure (self-reported)",
                          f"first half {sizes['first_half_max']:g}"))
     return table

@@ -354,3 +354,15 @@ async def test_a_replay_to_a_backend_that_is_down_fails_in_one_line(tmp_path: Pa
     result = run_cli("traces", "--archive", str(directory), "--otlp-protocol", "http/protobuf",
                      "--otlp-endpoint", f"http://127.0.0.1:{port}")
     assert_one_line_error(result, "could not be sent")
+
+
+def test_the_traces_endpoint_variable_is_a_whole_url_and_a_base_gets_the_path() -> None:
+    from armonik_observe.traces import HTTP
+    from armonik_observe.traces.output import Destination
+
+    destination = Destination(endpoint="http://127.0.0.1:1/tenant", protocol=HTTP)
+    whole = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:1/tenant"}
+    base = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1/tenant"}
+    # The SDK's exporter keeps its URL private: read it, as what it will post to.
+    assert destination.exporter(environ=whole)._endpoint == "http://127.0.0.1:1/tenant"  # type: ignore[attr-defined]
+    assert destination.exporter(environ=base)._endpoint == "http://127.0.0.1:1/tenant/v1/traces"  # type: ignore[attr-defined]

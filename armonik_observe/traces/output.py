@@ -9,6 +9,7 @@ the exporter fails to send (backend down or slow) is counted, never raised.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -55,7 +56,7 @@ class Destination:
     file: Path | None = None
     max_queue_size: int = 8192
 
-    def exporter(self) -> SpanExporter:
+    def exporter(self, environ: Mapping[str, str] = os.environ) -> SpanExporter:
         """The official exporter for the protocol, or the JSON-lines file exporter."""
         if self.endpoint is None:
             if self.file is None:
@@ -67,7 +68,10 @@ class Destination:
                 OTLPSpanExporter as HttpExporter,
             )
             endpoint = self.endpoint.rstrip("/")
-            if not endpoint.endswith("/v1/traces"):
+            # A base URL gets the signal's path; OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is the
+            # whole URL already, as OpenTelemetry specifies.
+            as_is = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == self.endpoint
+            if not as_is and not endpoint.endswith("/v1/traces"):
                 endpoint += "/v1/traces"
             return HttpExporter(endpoint=endpoint, headers=headers)
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
