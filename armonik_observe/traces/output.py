@@ -42,6 +42,9 @@ SERVICE_NAME = "armonik-observe"
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _ROOT = Context()
 _PARENTS_KEPT = 10_000  # parent contexts cached (then cleared): sessions' roots, parent tasks
+# Spans per OTLP request: fewer, larger requests cost the export thread (and the GIL the event
+# loop shares with it) less than the SDK's default 512.
+EXPORT_BATCH = 2048
 FLUSH_TIMEOUT_S = 60.0  # a replay waiting for room in the queue, at most
 Exported = Callable[[Sequence[ReadableSpan]], None]
 
@@ -186,7 +189,9 @@ class SpanOutput:
         self._wait_when_full = wait_when_full
         self.exporter = CountingExporter(exporter or destination.exporter(), on_exported)
         self._queue_size = destination.max_queue_size
-        self._processor = BatchSpanProcessor(self.exporter, max_queue_size=self._queue_size)
+        self._processor = BatchSpanProcessor(
+            self.exporter, max_queue_size=self._queue_size,
+            max_export_batch_size=min(EXPORT_BATCH, self._queue_size))
         self.provider = TracerProvider(
             resource=Resource.create(dict(resource or {})),
             sampler=TraceIdRatioBased(sample_ratio), id_generator=self._ids)
