@@ -124,11 +124,11 @@ class ResultsSweeper(Poller):
                     await self._sweep(session_id)
                 except grpc.aio.AioRpcError as error:
                     if error.code() not in _PLANE_DOWN:  # this session's own trouble
-                        self._failed(session_id)
+                        self._sweep_failed(session_id)
                     raise
             del self._due[session_id]
 
-    def _failed(self, session_id: str) -> None:
+    def _sweep_failed(self, session_id: str) -> None:
         """A sweep failed: the session goes behind the others, and is given up after a few
         tries (its results are then not archived; the task facts still are)."""
         session = self._due.pop(session_id)
