@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.bench-installed
 # `make bench` runs `python -m bench.NAME $(BENCH_ARGS)` for each NAME, in this order; every
 # benchmark takes --quick for a short run: `make bench BENCH_ARGS=--quick`.
-BENCHMARKS := bench_simulator bench_exporter bench_discovery bench_archive bench_archive_lag bench_analytics
+BENCHMARKS := bench_simulator bench_exporter bench_discovery bench_archive bench_archive_lag bench_analytics bench_traces
 BENCH_ARGS ?=
 
 .PHONY: demo test lint bench soak clean dashboards previews
