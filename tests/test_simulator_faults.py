@@ -145,7 +145,8 @@ async def test_a_restart_cuts_streams_refuses_calls_and_keeps_state(manual_sim: 
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 while True:  # the snapshot still buffered may arrive first
                     await call.read()
-            assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+            # UNAVAILABLE from the stream's own goodbye, or CANCELLED if the server's stop won
+            assert error.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await stub.GetSession(sc.GetSessionRequest(session_id=session_id), timeout=2)
             assert error.value.code() in (grpc.StatusCode.UNAVAILABLE,
@@ -172,6 +173,8 @@ async def test_a_planned_restart_takes_the_server_down_then_back() -> None:
             except grpc.aio.AioRpcError as error:
                 failure = error.code()
                 break
-        assert failure == grpc.StatusCode.UNAVAILABLE
+        # A call in flight when the server stops is cancelled by its GOAWAY; later ones find
+        # nobody listening. Both are what a restarting control plane does to a client.
+        assert failure in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
         back = await stub.CheckHealth(request, wait_for_ready=True, timeout=10)
         assert len(back.services) == 3
