@@ -1,4 +1,4 @@
-"""Shared fixtures: simulators on port 0 with an injected clock."""
+"""Shared fixtures: simulators on port 0 with an injected clock; Hypothesis without deadlines."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import grpc
+import hypothesis
 import pytest
 
 from armonik_observe.simulator.clock import ManualClock
@@ -14,6 +15,11 @@ from armonik_observe.simulator.scenario import Scenario
 from armonik_observe.simulator.server import Simulator
 
 START_US = 1_700_000_000_000_000
+
+# A per-example deadline measures the machine, not the code: one scheduler pause on a loaded CI
+# machine fails an example (or its replay, as "unreliable timings").
+hypothesis.settings.register_profile("suite", deadline=None)
+hypothesis.settings.load_profile("suite")
 
 SimFactory = Callable[..., AbstractAsyncContextManager[tuple[Simulator, grpc.aio.Channel]]]
 

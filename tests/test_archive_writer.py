@@ -472,6 +472,11 @@ async def max_loop_gap(work: Awaitable[Any]) -> float:
     return max(gaps)
 
 
+# Converting these 200k rows on the loop stalls it about 600 ms; threads sharing the GIL with a
+# loaded machine's other processes still take up to ~125 ms from it now and then.
+MAX_FLUSH_STALL_S = 0.200
+
+
 async def test_a_large_flush_does_not_block_the_event_loop(tmp_path: Path) -> None:
     # A stall our code causes recurs on every flush; a CPU the OS gives to another process for a
     # while does not: the best of up to three flushes tells them apart on a loaded machine.
@@ -485,11 +490,11 @@ async def test_a_large_flush_does_not_block_the_event_loop(tmp_path: Path) -> No
         gc.collect()
         gaps.append(await max_loop_gap(sink.flush()))
         assert sink.stats.rows_written == 200_000
-        if gaps[-1] < 0.050:
+        if gaps[-1] < MAX_FLUSH_STALL_S:
             break
     print("max event-loop gap while flushing 200k task rows: "
           + ", ".join(f"{gap * 1000:.1f} ms" for gap in gaps))
-    assert min(gaps) < 0.050, f"the loop stalled {min(gaps) * 1000:.1f} ms at best"
+    assert min(gaps) < MAX_FLUSH_STALL_S, f"the loop stalled {min(gaps) * 1000:.1f} ms at best"
 
 
 # -- bad directories ----------------------------------------------------------------------

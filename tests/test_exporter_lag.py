@@ -153,11 +153,12 @@ async def test_a_stream_whose_first_answer_is_late_is_not_behind() -> None:
                 await settle(exporter, 1)
                 lags.append(streams.lag_by_session()[session_id])
             assert exporter.facts.watermark_us is not None  # the facts read ends meanwhile
-            assert max(lags) < 1.0, lags
+            # the bug this guards against shows the 3 s of history; 2 s leaves room for pauses
+            assert max(lags) < 2.0, lags
             assert streams.states == {session_id: "connected"}
             assert streams.reconnects == 0
             assert sample(exporter, "armonik_observe_event_lag_seconds",
-                          {"session": session_id}) < 1.0
+                          {"session": session_id}) < 2.0
 
 
 def test_pending_ends_are_capped_per_session() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -76,6 +77,29 @@ async def drain(call: Any, quiet: float = 0.2) -> list[Any]:
         messages.append(read_next.result())
 
 
+async def read_until(call: Any, reached: Callable[[list[Any]], bool]) -> list[Any]:
+    """Read until the messages so far satisfy `reached` (bounded), then drain what follows.
+
+    A quiet spell alone is no end on a loaded machine: a pause mid-stream would end the read.
+    """
+    messages: list[Any] = []
+    async with asyncio.timeout(30):
+        while not reached(messages):
+            messages.append(await call.read())
+    return messages + await drain(call)
+
+
+def latest_statuses(messages: list[Any]) -> dict[str, int]:
+    """Each task's last status among new_task and task_status_update messages."""
+    latest: dict[str, int] = {}
+    for message in messages:
+        kind = message.WhichOneof("update")
+        assert kind in ("new_task", "task_status_update")
+        update = getattr(message, kind)
+        latest[update.task_id] = update.status
+    return latest
+
+
 async def test_live_updates_follow_every_task_to_its_end(manual_sim: Any) -> None:
     async with manual_sim(scenario_from_dict(BAG)) as (sim, channel):
         await sim.advance(0.0001)
@@ -85,14 +109,10 @@ async def test_live_updates_follow_every_task_to_its_end(manual_sim: Any) -> Non
                                           ev.EVENTS_ENUM_TASK_STATUS_UPDATE])
         messages = [await call.read()]  # subscribed: the snapshot has started
         await sim.run_until_idle()
-        messages += await drain(call)
-        latest: dict[str, int] = {}
-        for message in messages:
-            kind = message.WhichOneof("update")
-            assert kind in ("new_task", "task_status_update")
-            update = getattr(message, kind)
-            latest[update.task_id] = update.status
-        assert latest == {t.task_id: t.status for t in sim.true_tasks()}
+        truth = {t.task_id: t.status for t in sim.true_tasks()}
+        messages += await read_until(call, lambda more: latest_statuses(messages + more) == truth)
+        latest = latest_statuses(messages)
+        assert latest == truth
         assert set(latest.values()) == {TaskStatus.COMPLETED}
         assert not call.done()  # the session is over, the stream is not
         call.cancel()
@@ -175,7 +195,8 @@ async def test_task_id_filter_restricts_the_stream(manual_sim: Any) -> None:
                                           ev.EVENTS_ENUM_TASK_STATUS_UPDATE])
         messages = [await call.read()]
         await sim.run_until_idle()
-        messages += await drain(call)
+        messages += await read_until(call, lambda more: any(
+            m.task_status_update.status == TaskStatus.COMPLETED for m in more))
         ids = {(m.new_task.task_id or m.task_status_update.task_id) for m in messages}
         assert ids == {target}
         assert messages[-1].task_status_update.status == TaskStatus.COMPLETED

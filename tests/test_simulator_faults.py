@@ -160,16 +160,17 @@ async def test_a_restart_cuts_streams_refuses_calls_and_keeps_state(manual_sim: 
 async def test_a_planned_restart_takes_the_server_down_then_back() -> None:
     from armonik_observe.simulator.server import Simulator
 
-    # Wall-clock fault by design: 1 s leaves the first call ample time even on a loaded machine.
-    plan = FaultPlan(restart_at_s=1.0, restart_down_s=0.3)
+    # Wall-clock fault by design: 2 s leave the first call ample time even on a loaded machine.
+    plan = FaultPlan(restart_at_s=2.0, restart_down_s=0.3)
     async with Simulator(faults=plan) as sim, grpc.aio.insecure_channel(sim.target) as channel:
         stub = HealthChecksServiceStub(channel)
         request = hc.CheckHealthRequest()
         assert len((await stub.CheckHealth(request)).services) == 3
         failure = None
-        for _ in range(100_000):  # bounded: the outage begins 1 s after start
+        for _ in range(100_000):  # bounded: the outage begins 2 s after start
             try:
-                await stub.CheckHealth(request, timeout=0.5)
+                # a deadline well above a loaded machine's pauses: calls in the outage fail fast
+                await stub.CheckHealth(request, timeout=5)
             except grpc.aio.AioRpcError as error:
                 failure = error.code()
                 break
