@@ -100,6 +100,13 @@ async def catch_up(exporter: Exporter) -> None:
     await archive_of(exporter).flush()
 
 
+def ended_total(exporter: Exporter) -> float:
+    """armonik_tasks_ended_total summed over its labels."""
+    return sum(sample.value for family in exporter.registry.collect()
+               if family.name == "armonik_tasks_ended"
+               for sample in family.samples if sample.name == "armonik_tasks_ended_total")
+
+
 def archive_settings(directory: Path) -> dict[str, Any]:
     return {"archive": directory, "archive_flush_interval": 0.2}
 
@@ -342,10 +349,18 @@ async def test_a_new_exporter_resumes_from_the_archive_watermark(
         async with exporter_for(sim, **archive_settings(directory)) as second:
             await settle(second, 1)
             # Resumed at the archive's watermark (re-read from the overlap below it, for ends
-            # written late), counting from the first exporter's floor.
-            assert second.facts.origin == FactsOrigin(first_floor, watermark)
+            # written late), counting from the first exporter's floor; what the archive holds
+            # in the overlap was counted by the first exporter.
+            overlap = [t for t in ended(sim) if t.task_id in archived_first
+                       and t.ended_at >= watermark - second.facts.overlap_us]
+            assert overlap
+            assert second.facts.origin == FactsOrigin(
+                first_floor, watermark, {t.task_id: t.ended_at for t in overlap})
             await run_to_end(sim, second)
             await catch_up(second)
+            # Counted once across the restart: a Prometheus increase() over both runs adds the
+            # second's counter to the first's, so the second counts only what the first missed.
+            assert ended_total(second) == len(ended(sim)) - len(archived_first)
 
         truth = ended(sim)
         assert len(truth) == len(sim.true_tasks())

@@ -10,7 +10,7 @@ reopen the archive.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,6 +207,12 @@ class Archive:
         # harmless, the views keep one row per task.
         return int(oldest) if checkpoint is None else min(int(newest), checkpoint)
 
+    def ended_since(self, since_us: int) -> dict[str, int]:
+        """Task attempts archived with an end at or after `since_us`: id -> ended_at (micros)."""
+        rows = self.query("SELECT task_id, epoch_us(ended_at) FROM tasks_raw "
+                          "WHERE epoch_us(ended_at) >= ?", [since_us])
+        return {task_id: int(ended) for task_id, ended in rows}
+
     def stats(self) -> dict[str, TableStats]:
         """Files, rows and bytes per table, from the segments' metadata (no data is read)."""
         result: dict[str, TableStats] = {}
@@ -217,7 +223,21 @@ class Archive:
         return result
 
 
-def resume_point(directory: Path, started_at_us: int) -> tuple[int, int | None]:
-    """The first start recorded in the archive (recorded now if none was) and its task-facts
-    watermark: where an exporter starting at `started_at_us` takes over (blocking I/O)."""
-    return layout.keep_first_start(directory, started_at_us), open(directory).watermark_us()
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where an exporter takes over an archive: the first start recorded in it, its task-facts
+    watermark, and the attempts archived within the overlap re-read below that watermark."""
+
+    first_start_us: int
+    watermark_us: int | None
+    archived: Mapping[str, int]  # task id -> ended_at: already counted, never again
+
+
+def resume_point(directory: Path, started_at_us: int, overlap_us: int) -> ResumePoint:
+    """Where an exporter starting at `started_at_us` takes over the archive (recorded as the
+    first start if none was; blocking I/O)."""
+    first_start = layout.keep_first_start(directory, started_at_us)
+    archive = open(directory)
+    watermark = archive.watermark_us()
+    archived = {} if watermark is None else archive.ended_since(watermark - overlap_us)
+    return ResumePoint(first_start, watermark, archived)

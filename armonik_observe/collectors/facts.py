@@ -65,6 +65,8 @@ class TaskFactsPoller(Poller):
         """Set where counting starts; before the first poll."""
         self.origin = origin
         self.watermark_us = origin.watermark_us
+        self._seen = dict(origin.counted)
+        self._kept = len(self._seen)
 
     def start_point(self) -> int:
         """The server time from which ended tasks count."""
