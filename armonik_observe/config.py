@@ -128,8 +128,9 @@ class ServeSettings:
                                               "followed.")
     max_tracked_tasks: int = setting(2_000_000, "In-flight tasks the exporter keeps state for, "
                                                 "at most.")
-    stuck_threshold: float = setting(3600.0, "Seconds in one status before a task without "
-                                             "max_duration is stuck.")
+    stuck_threshold: float = setting(3600.0, "Seconds in one status before a task is stuck "
+                                             "(dispatched or processing: its max_duration, "
+                                             "when set).")
     max_event_lag: float = setting(120.0, "Seconds a session's stream may fall behind before "
                                           "it is degraded to counts and task facts.")
     session_deadline_option: str = setting("deadline", "Task option of a session holding its "

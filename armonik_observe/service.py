@@ -30,7 +30,7 @@ from armonik_observe.exporters.prometheus import PrometheusSink, SelfStatus
 from armonik_observe.exporters.status import StatusSnapshot
 from armonik_observe.exporters.status import snapshot as status_snapshot
 from armonik_observe.lifecycle import AsyncService, StartedStack
-from armonik_observe.model import IN_FLIGHT_TASK_STATUSES
+from armonik_observe.model import IN_FLIGHT_TASK_STATUSES, TaskStatus
 from armonik_observe.pipeline import Pipeline, Sink
 from armonik_observe.sinks import SinkContext, build_sinks
 
@@ -39,6 +39,8 @@ MICROS = 1_000_000
 # Counting stuck tasks walks every tracked task: do it at most this often.
 STUCK_REFRESH_S = 10.0
 IN_FLIGHT_STATUSES = tuple(s.name for s in IN_FLIGHT_TASK_STATUSES)
+# Statuses of a task a worker holds: stuck after the session's max_duration, when it has one.
+WITH_A_WORKER = (TaskStatus.DISPATCHED, TaskStatus.PROCESSING)
 RESWEEP_AFTER_RESTART_US = 3600 * MICROS
 
 
@@ -145,8 +147,10 @@ class Exporter(AsyncService):
         settings = self.settings
         if settings.archive is None:
             return FactsOrigin.at(started_at_us, settings.backfill, settings.clock_skew)
-        first_start, watermark = resume_point(settings.archive, started_at_us)
-        return FactsOrigin.at(first_start, settings.backfill, settings.clock_skew, watermark)
+        resumed = resume_point(settings.archive, started_at_us,
+                               int(settings.facts_overlap * MICROS))
+        return FactsOrigin.at(resumed.first_start_us, settings.backfill, settings.clock_skew,
+                              resumed.watermark_us, resumed.archived)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -259,13 +263,15 @@ class Exporter(AsyncService):
         # Every known partition and in-flight status from 0: a quiet cluster shows 0, not no data.
         tally: Counter[tuple[str, str]] = Counter(dict.fromkeys(
             ((p, s) for p in self.sink.state.partitions for s in IN_FLIGHT_STATUSES), 0))
+        threshold = int(self.settings.stuck_threshold)
         for session_id, tracker in self.streams.trackers.items():
             session = self.discovery.followed.get(session_id)
-            limit = self.settings.stuck_threshold
+            # max_duration bounds a task's run, not its wait in the queue: a backlog is no fault
+            limits = None
             if session is not None and session.max_duration:
-                limit = session.max_duration / MICROS
+                limits = dict.fromkeys(WITH_A_WORKER, int(session.max_duration / MICROS))
             partition = session.default_partition if session else ""
-            for status, count in tracker.older_than(int(limit), int(now)).items():
+            for status, count in tracker.older_than(threshold, int(now), limits).items():
                 tally[(partition, status.name)] += count
         self._stuck = (now, dict(tally))
         return self._stuck[1]

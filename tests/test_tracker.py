@@ -166,6 +166,9 @@ def test_older_than_counts_tasks_by_time_in_their_current_status() -> None:
     assert tracker.older_than(60, NOW) == {TaskStatus.SUBMITTED: 1, TaskStatus.PROCESSING: 1}
     assert tracker.older_than(1, NOW) == {TaskStatus.SUBMITTED: 1, TaskStatus.PROCESSING: 3}
     assert tracker.older_than(1000, NOW) == {}
+    # A status with its own limit: only PROCESSING tasks in it for over 60 s are stuck.
+    own = {TaskStatus.PROCESSING: 60}
+    assert tracker.older_than(1, NOW, own) == {TaskStatus.SUBMITTED: 1, TaskStatus.PROCESSING: 1}
 
 
 def test_clear_forgets_every_task_and_returns_the_budget() -> None:

@@ -10,6 +10,7 @@ number and the exporter second it was first seen in that status).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from armonik_observe.model import TASK_STATUS_RANK, TERMINAL_TASK_STATUSES, TaskStatus
@@ -148,11 +149,15 @@ class TaskTracker:
         self._tasks.clear()
         self._ended.clear()
 
-    def older_than(self, limit_s: int, now_s: int) -> Counter[TaskStatus]:
-        """Count in-flight tasks in the same status for more than `limit_s` seconds."""
-        horizon = now_s - limit_s
+    def older_than(self, limit_s: int, now_s: int,
+                   limits_s: Mapping[TaskStatus, int] | None = None) -> Counter[TaskStatus]:
+        """Count in-flight tasks in the same status for more than `limit_s` seconds, or for
+        more than their status's own limit in `limits_s`."""
+        horizons = [now_s - limit_s] * (0x1F + 1)
+        for status, limit in (limits_s or {}).items():
+            horizons[status] = now_s - limit
         stuck: Counter[TaskStatus] = Counter()
         for packed in self._tasks.values():
-            if packed >> _SINCE_SHIFT < horizon:
+            if packed >> _SINCE_SHIFT < horizons[packed & 0x1F]:
                 stuck[TaskStatus(packed & 0x1F)] += 1
         return stuck

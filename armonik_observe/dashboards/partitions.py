@@ -79,8 +79,8 @@ def _autoscaling(board: Board) -> None:
               [Query(DASHBOARD.sel("", KEDA_METRIC), "{{__name__}}")]),
         graph("Worker utilisation", "Busy workers over pod max, by partition.",
               [Query(f"{busy} / {pods}", "{{partition}}")], "percentunit"),
-        graph("Stuck tasks", "Tasks in one status longer than their max_duration (or "
-              "--stuck-threshold), by partition and status.",
+        graph("Stuck tasks", "Tasks in one status longer than --stuck-threshold (dispatched "
+              "or processing: than their max_duration), by partition and status.",
               [Query(queries.gauge_sum(DASHBOARD, "armonik_tasks_stuck", "partition", "status",
                                                matchers=PARTITION),
                      "{{partition}} {{status}}")]),

@@ -139,7 +139,7 @@ def _task_alerts() -> Iterator[Alert]:
         "15m", "warning",
         "{{ $value }} tasks stuck in {{ $labels.status }} in partition {{ $labels.partition }}",
         "Tasks of partition {{ $labels.partition }} have stayed in {{ $labels.status }} longer "
-        "than their max_duration (or the exporter's --stuck-threshold).",
+        "than the exporter's --stuck-threshold (held by a worker: than their max_duration).",
         "tasks-stuck")
 
 

@@ -64,9 +64,9 @@ METRICS: tuple[MetricSpec, ...] = (
           "Deadline of a followed session, from its task option named by "
           "--session-deadline-option (an RFC 3339 time), in seconds since the epoch."),
     _spec("armonik_tasks_stuck", "gauge", ("partition", "status"), "events",
-          "Tasks seen in a non-terminal status for longer than their max_duration (or "
-          "--stuck-threshold when they have none); 0 for every known partition and in-flight "
-          "status."),
+          "Tasks seen in one non-terminal status for longer than --stuck-threshold or, "
+          "dispatched or processing (held by a worker), longer than their max_duration; 0 for "
+          "every known partition and in-flight status."),
     # -- from the event streams ----------------------------------------------------------------
     _spec("armonik_task_status_transitions", "counter", ("partition", "status"), "events",
           "Task status changes seen on the event streams, by new status."),
