@@ -248,6 +248,10 @@ class ServeSettings:
                 raise SettingsError(f"{option}: {path} is not a readable file")
         if not parsed.secure and any((certificate_authority, client_certificate, client_key)):
             raise SettingsError("TLS files were given but --endpoint is http://; use https://")
+        try:
+            tls.check()
+        except EndpointError as error:
+            raise SettingsError(str(error)) from None
         if rpc_timeout:
             options["rpc_timeouts"] = parse_rpc_timeouts(rpc_timeout)
         return cls(endpoint=parsed, tls=tls, archive_retention=archive_retention,

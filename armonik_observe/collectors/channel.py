@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -48,6 +49,25 @@ class TlsFiles:
     certificate_authority: Path | None = None
     client_certificate: Path | None = None
     client_key: Path | None = None
+
+    def check(self) -> None:
+        """Refuse files that hold no PEM certificate or key: gRPC would only log and retry."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self.certificate_authority is not None:
+            try:
+                context.load_verify_locations(cafile=self.certificate_authority)
+            except ssl.SSLError:
+                raise EndpointError(f"--certificate-authority: {self.certificate_authority} "
+                                    "holds no PEM certificate") from None
+        if self.client_certificate is not None and self.client_key is not None:
+            try:  # an encrypted key is refused too: gRPC takes none
+                context.load_cert_chain(self.client_certificate, self.client_key,
+                                        password=lambda: b"")
+            except ssl.SSLError:
+                raise EndpointError(
+                    f"--client-certificate/--client-key: {self.client_certificate} and "
+                    f"{self.client_key} are not a PEM certificate and its unencrypted key"
+                ) from None
 
     def credentials(self) -> grpc.ChannelCredentials:
         """Read the files into channel credentials."""
