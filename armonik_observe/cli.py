@@ -302,7 +302,7 @@ def analyze(**options: Any) -> None:
     try:
         output = run_analyze(settings, lambda line: click.echo(line, err=True))
     except (*_USER_ERRORS, AnalyticsError, OSError) as error:
-        raise UserError(str(error).splitlines()[0]) from None
+        raise UserError(_message(error).splitlines()[0]) from None
     click.echo(output, nl=False)
 
 
@@ -387,6 +387,13 @@ def _build(builder: Callable[..., T], **options: Any) -> T:
         raise UserError(message) from None
 
 
+def _message(error: Exception) -> str:
+    """An error in one line: an OSError's words and the file they are about, if any."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    return str(error)
+
+
 def _run(coroutine: Coroutine[Any, Any, None]) -> None:
     try:
         asyncio.run(coroutine)
@@ -394,8 +401,7 @@ def _run(coroutine: Coroutine[Any, Any, None]) -> None:
         click.echo("armonik-observe: error: the stop did not finish in time", err=True)
         sys.exit(1)
     except (*_USER_ERRORS, OSError) as error:
-        message = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise UserError(message) from None
+        raise UserError(_message(error)) from None
     except KeyboardInterrupt:
         sys.exit(130)
 

@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -187,6 +187,7 @@ class ServeSettings:
 
     def __post_init__(self) -> None:
         parse_listen(self.listen)
+        check_otlp_endpoint(self.otlp_endpoint)
         for name in ("session_interval", "session_resync_interval", "count_interval",
                      "health_interval", "facts_interval",
                      "stuck_threshold", "max_event_lag", "archive_flush_interval"):
@@ -275,6 +276,7 @@ class TraceReplaySettings:
               **options: Any) -> TraceReplaySettings:
         """Validate raw option values into settings."""
         settings = cls(otlp_headers=parse_headers(otlp_header), **options)
+        check_otlp_endpoint(settings.otlp_endpoint)
         if settings.otlp_endpoint is None and settings.traces_file is None:
             raise SettingsError("--otlp-endpoint or --traces-file: where should the spans go?")
         if not 0.0 <= settings.trace_sample_ratio <= 1.0:
@@ -284,8 +286,30 @@ class TraceReplaySettings:
     @property
     def destination_name(self) -> str:
         """Where the spans go, in words."""
-        return str(self.traces_file) if self.otlp_endpoint is None else \
-            f"{self.otlp_endpoint} ({self.otlp_protocol})"
+        return destination_name(self.otlp_endpoint, self.otlp_protocol, self.traces_file)
+
+
+def destination_name(endpoint: str | None, protocol: str, file: Path | None) -> str:
+    """Where spans go, in words: the OTLP endpoint and its protocol, the file, or both."""
+    names = [f"{endpoint} ({protocol})"] if endpoint else []
+    if file is not None:
+        names.append(str(file))
+    return " and ".join(names)
+
+
+def check_otlp_endpoint(value: str | None) -> None:
+    """Refuse an OTLP endpoint that is neither http(s)://host[:port][/path] nor host:port."""
+    if value is None:
+        return
+    expected = f"--otlp-endpoint: expected http://host:port or https://host:port, got {value!r}"
+    try:
+        parsed = urlsplit(value if "://" in value else f"//{value}")
+        port = parsed.port
+    except ValueError:
+        raise SettingsError(expected) from None
+    if parsed.scheme not in ("", "http", "https") or not parsed.hostname or (
+            not parsed.scheme and port is None):
+        raise SettingsError(expected)
 
 
 def parse_headers(values: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:

@@ -130,7 +130,8 @@ def ceiling(rows: list[dict[str, Any]], phases: bool) -> dict[str, Any]:
             inside = set_span_in_context(span)
             for name in PHASE_NAMES:
                 child = tracer.start_span(name, context=inside, start_time=start,
-                                          attributes={"armonik.task.id": row["task_id"]})
+                                          attributes={"armonik.session.id": row["session_id"],
+                                                      "armonik.task.id": row["task_id"]})
                 child.end(end_time=end)
         span.end(end_time=end)
     provider.shutdown()  # exports everything queued

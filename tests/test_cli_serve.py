@@ -251,3 +251,17 @@ def test_an_https_endpoint_on_a_plaintext_server_is_reported_as_a_tls_mismatch(
         process.kill()
     ours = [line for line in stderr.splitlines() if "armonik_observe" in line]
     assert any("TLS" in line for line in ours), stderr
+
+
+@pytest.mark.parametrize("value", ["http://[::1", "notaurl", "ftp://x:1", "http://h:99999", ""])
+def test_a_malformed_otlp_endpoint_is_one_line(value: str) -> None:
+    assert_one_line_error(serve("-e", DEAD, "--otlp-endpoint", value), "--otlp-endpoint")
+    replay = run_cli("traces", "--archive", ".", "--otlp-endpoint", value)
+    assert_one_line_error(replay, "--otlp-endpoint")
+
+
+def test_a_traces_file_that_cannot_be_opened_names_itself(tmp_path: Path) -> None:
+    path = tmp_path / "no-such-directory" / "spans.jsonl"
+    result = run_cli("serve", "-e", DEAD, "--listen", "127.0.0.1:0", "--traces-file", str(path),
+                     "--duration", "5")
+    assert_one_line_error(result, str(path), "No such file or directory")

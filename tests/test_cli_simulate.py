@@ -20,6 +20,7 @@ from armonik.client import ArmoniKVersions
 from armonik_observe.archive import open as open_archive
 from armonik_observe.cli import main
 from armonik_observe.config import ServeSettings, SimulatorSettings
+from armonik_observe.traces.ids import trace_id
 
 CLI = [sys.executable, "-m", "armonik_observe.cli"]
 
@@ -112,6 +113,14 @@ def test_demo_serves_metrics_and_archives_until_its_duration(tmp_path: Path) -> 
     spans = [span for request in requests for resource in request["resourceSpans"]
              for scope in resource["scopeSpans"] for span in scope["spans"]]
     assert sum(span["name"] == "task" for span in spans) == tasks
+    # OTLP/JSON, as a collector reads it: ids in hex (the trace id derived from the session's),
+    # enums as integers.
+    for span in spans:
+        attributes = {a["key"]: a["value"] for a in span["attributes"]}
+        session = attributes["armonik.session.id"]["stringValue"]
+        assert span["traceId"] == f"{trace_id(session):032x}"
+        assert len(span["spanId"]) == 16 and int(span["spanId"], 16)
+        assert isinstance(span["kind"], int)
 
 
 @pytest.mark.parametrize(("speed", "shown"), [((), "x1"), (("--speed", "5"), "x5")])

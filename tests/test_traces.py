@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections import Counter
 from pathlib import Path
@@ -88,6 +89,7 @@ def assert_phases_nest_in_their_task(sim: Simulator, spans: list[ReceivedSpan]) 
     for phase in phases:
         parent = by_id[phase.parent_id or 0]
         assert parent.name == "task" and parent.trace_id == phase.trace_id
+        assert phase.attributes["armonik.session.id"] == parent.attributes["armonik.session.id"]
         assert parent.start_ns <= phase.start_ns <= phase.end_ns <= parent.end_ns
 
 
@@ -166,8 +168,27 @@ async def test_sampling_keeps_whole_sessions_and_the_limit_counts_drops(manual_s
         assert 0 < len(kept) < len(sessions)  # MIXED has 5 sessions
         per_session = Counter(s.trace_id for s in received.spans if s.name == "task")
         assert max(per_session.values()) <= 20
+        tasks_per_session = Counter(t.session_id for t in ended(sim))
         assert sample(exporter, "armonik_observe_spans_dropped_total",
-                      {"reason": "session_limit"}) > 0
+                      {"reason": "session_limit"}) == sum(
+            max(0, n - 20) for n in tasks_per_session.values()) > 0
+
+
+async def test_the_session_limit_keeps_tasks_whole_and_counts_spans(manual_sim: Any) -> None:
+    limit = 50
+    async with manual_sim(MIXED) as (sim, _), grpc_receiver() as (endpoint, received):
+        exporter = await traced_run(sim, endpoint, max_spans_per_session=limit)
+        spans = [s for s in received.spans if s.name != "session"]
+        per_session = Counter(s.trace_id for s in spans)
+        assert max(per_session.values()) <= limit
+        by_id = {s.span_id: s for s in spans}
+        for phase in (s for s in spans if s.name in PHASES):  # never a phase without its task
+            assert by_id[phase.parent_id or 0].name == "task"
+        true_spans = sum(1 + sum(getattr(t, a) is not None and getattr(t, b) is not None
+                                 for a, b in PHASES.values()) for t in ended(sim))
+        dropped = sample(exporter, "armonik_observe_spans_dropped_total",
+                         {"reason": "session_limit"})
+        assert dropped == true_spans - len(spans) > 0
 
 
 async def test_a_dead_backend_loses_spans_but_nothing_else(manual_sim: Any, tmp_path: Path,
@@ -366,3 +387,30 @@ def test_the_traces_endpoint_variable_is_a_whole_url_and_a_base_gets_the_path() 
     # The SDK's exporter keeps its URL private: read it, as what it will post to.
     assert destination.exporter(environ=whole)._endpoint == "http://127.0.0.1:1/tenant"  # type: ignore[attr-defined]
     assert destination.exporter(environ=base)._endpoint == "http://127.0.0.1:1/tenant/v1/traces"  # type: ignore[attr-defined]
+
+
+def spans_of_otlp_json(path: Path) -> set[tuple[Any, ...]]:
+    """(name, trace, span, parent, start, end, links) of each span of an OTLP/JSON lines file,
+    read as the specification writes ids: in hex."""
+    spans = set()
+    for line in path.read_text().splitlines():
+        for resource in json.loads(line)["resourceSpans"]:
+            for scope in resource["scopeSpans"]:
+                for s in scope["spans"]:
+                    links = tuple((int(k["traceId"], 16), int(k["spanId"], 16))
+                                  for k in s.get("links", ()))
+                    spans.add((s["name"], int(s["traceId"], 16), int(s["spanId"], 16),
+                               int(s["parentSpanId"], 16) if "parentSpanId" in s else None,
+                               int(s["startTimeUnixNano"]), int(s["endTimeUnixNano"]), links))
+    return spans
+
+
+async def test_a_file_beside_the_endpoint_gets_the_same_spans(manual_sim: Any,
+                                                              tmp_path: Path) -> None:
+    path = tmp_path / "spans.jsonl"
+    async with manual_sim(MIXED) as (sim, _), grpc_receiver() as (endpoint, received):
+        await traced_run(sim, endpoint, traces_file=path)
+        sent = {(s.name, s.trace_id, s.span_id, s.parent_id, s.start_ns, s.end_ns,
+                 tuple((trace, span) for trace, span, _ in s.links)) for s in received.spans}
+        assert len(sent) > 200
+        assert spans_of_otlp_json(path) == sent

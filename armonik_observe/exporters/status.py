@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from armonik_observe.archive.output import ArchiveOutput
+from armonik_observe.config import destination_name
 from armonik_observe.model import TERMINAL_TASK_STATUSES
 from armonik_observe.pipeline import Sink
 from armonik_observe.traces.sink import TraceSink
@@ -232,11 +233,10 @@ def _traces(sink: Sink | None, exporter: Exporter) -> TracesState | None:
     if not isinstance(sink, TraceSink):
         return None
     settings = exporter.settings
-    destination = (f"{settings.otlp_endpoint} ({settings.otlp_protocol})"
-                   if settings.otlp_endpoint else str(settings.traces_file))
     values = _values(sink)
     return TracesState(
-        destination=destination,
+        destination=destination_name(settings.otlp_endpoint, settings.otlp_protocol,
+                                     settings.traces_file),
         exported=int(values["armonik_observe_spans_exported"][()]),
         dropped={labels[0]: int(n)
                  for labels, n in values["armonik_observe_spans_dropped"].items()},

@@ -9,15 +9,17 @@ the exporter fails to send (backend down or slow) is counted, never raised.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from google.protobuf.json_format import MessageToJson
+from google.protobuf.json_format import MessageToDict
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
@@ -60,11 +62,17 @@ class Destination:
     max_queue_size: int = 8192
 
     def exporter(self, environ: Mapping[str, str] = os.environ) -> SpanExporter:
-        """The official exporter for the protocol, or the JSON-lines file exporter."""
+        """The official exporter for the protocol, the JSON-lines file exporter, or both."""
         if self.endpoint is None:
             if self.file is None:
                 raise ValueError("traces need an OTLP endpoint or a file")
             return JsonLinesExporter(self.file)
+        if self.file is not None:
+            return BothExporters(JsonLinesExporter(self.file), self._otlp(environ))
+        return self._otlp(environ)
+
+    def _otlp(self, environ: Mapping[str, str]) -> SpanExporter:
+        assert self.endpoint is not None
         headers = dict(self.headers) or None
         if self.protocol == HTTP:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
@@ -95,6 +103,25 @@ def resource_attributes(control_plane: str, environ: Mapping[str, str]) -> dict[
     return attributes
 
 
+def otlp_json(spans: Sequence[ReadableSpan]) -> str:
+    """Spans as one OTLP/JSON ExportTraceServiceRequest: ids in hex and enums as integers, as
+    the OTLP specification asks (protobuf's own JSON mapping writes base64 and enum names)."""
+    request = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
+    for resource in request.get("resourceSpans", ()):
+        for scope in resource.get("scopeSpans", ()):
+            for span in scope.get("spans", ()):
+                _ids_in_hex(span)
+                for link in span.get("links", ()):
+                    _ids_in_hex(link)
+    return json.dumps(request, separators=(",", ":"))
+
+
+def _ids_in_hex(message: dict[str, Any]) -> None:
+    for key in ("traceId", "spanId", "parentSpanId"):
+        if key in message:
+            message[key] = base64.b64decode(message[key]).hex()
+
+
 class JsonLinesExporter(SpanExporter):
     """OTLP JSON, one ExportTraceServiceRequest a line (the collector's file exporter format)."""
 
@@ -104,7 +131,7 @@ class JsonLinesExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Append the spans as one line."""
-        line = MessageToJson(encode_spans(spans), indent=None)
+        line = otlp_json(spans)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
@@ -118,6 +145,28 @@ class JsonLinesExporter(SpanExporter):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Every line is flushed as written."""
         return True
+
+
+class BothExporters(SpanExporter):
+    """The file and the OTLP endpoint, both given: each batch goes to both; sent if both took it."""
+
+    def __init__(self, file: SpanExporter, otlp: SpanExporter) -> None:
+        self._exporters = (file, otlp)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export to each, even after one failed."""
+        results = [exporter.export(spans) for exporter in self._exporters]
+        ok = all(result == SpanExportResult.SUCCESS for result in results)
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        """Shut each down."""
+        for exporter in self._exporters:
+            exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush each."""
+        return all([exporter.force_flush(timeout_millis) for exporter in self._exporters])
 
 
 class CountingExporter(SpanExporter):

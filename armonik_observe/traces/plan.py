@@ -143,7 +143,8 @@ def _phases(row: Mapping[str, Any], trace: int, parent: int) -> Iterator[SpanPla
         if start and end and end >= start:
             yield SpanPlan(name=name, trace_id=trace, span_id=span_id(row["task_id"], name),
                            parent_id=parent, start_ns=start * 1000, end_ns=end * 1000,
-                           attributes={"armonik.task.id": row["task_id"]})
+                           attributes={"armonik.session.id": row["session_id"],
+                                       "armonik.task.id": row["task_id"]})
 
 
 def session_end(session: SessionInfo) -> int | None:

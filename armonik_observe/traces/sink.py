@@ -71,16 +71,16 @@ class TraceSink:
         assert self.output is not None
         self.producers.update(facts)
         write, producers, spans = self.output.write, self.producers, self._spans
-        per_task = 1 + (5 if self.phases else 0)
         for row in task_rows(facts):
             session = row["session_id"]
             written = spans.get(session, 0)
-            if written >= self.max_spans_per_session:
-                self.over_limit += 1
-                continue
             plan = task_span(row, producers, self.phases)
+            count = 1 + len(plan.phases)
+            if written + count > self.max_spans_per_session:  # a task's spans go whole or not
+                self.over_limit += count
+                continue
             write(plan)
-            spans[session] = written + min(per_task, 1 + len(plan.phases))
+            spans[session] = written + count
             spans.move_to_end(session)
         while len(spans) > SESSIONS_KEPT:
             spans.popitem(last=False)
