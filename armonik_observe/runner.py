@@ -126,7 +126,8 @@ async def run_demo(
         await started.enter("exporter", exporter.start, exporter.stop)
         echo(f"demo: simulator ({simulator_settings.scenario.name} scenario at "
              f"x{simulator_settings.speed:g}) on {simulator.endpoint}")
-        echo(f"demo: metrics on {exporter.http.url}/metrics")
+        url = exporter.http.url
+        echo(f"demo: status page on {url}/ - metrics on {url}/metrics")
         if prometheus is not None and prometheus.prometheus:
             local = LocalPrometheus(exporter.http.url.removeprefix("http://"),
                                     listen=prometheus.prometheus_listen)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,3 +86,15 @@ def test_demo_without_prometheus_installed_says_so(tmp_path: Path) -> None:
 def test_a_bad_prometheus_address_is_refused() -> None:
     result = run_cli("demo", "--prometheus", "--prometheus-listen", "nowhere")
     assert_one_line_error(result, "--prometheus-listen", "nowhere")
+
+
+def test_a_prometheus_port_in_use_is_one_line(tmp_path: Path) -> None:
+    """Another server on the port would answer /-/ready for the demo's Prometheus."""
+    require_prometheus()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = run_cli("demo", "--prometheus", "--prometheus-listen", listen, "--listen",
+                         "127.0.0.1:0", "--duration", "5", "--archive", str(tmp_path / "a"))
+    assert_one_line_error(result, "--prometheus-listen", listen, "in use")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,6 +65,7 @@ class LocalPrometheus(AsyncService):
         if binary is None:
             raise PrometheusError("prometheus is not installed (scripts/ensure-prometheus "
                                   "installs Debian's package)")
+        _refuse_taken(self.listen)
         self._directory = directory = Path(tempfile.mkdtemp(prefix="armonik-prometheus-"))
         try:
             (directory / rules.RULES_FILE).write_text(rules.render(), encoding="utf-8")
@@ -112,6 +114,17 @@ class LocalPrometheus(AsyncService):
         directory, self._directory = self._directory, None
         if directory is not None:
             await asyncio.to_thread(shutil.rmtree, directory, True)
+
+
+def _refuse_taken(listen: str) -> None:
+    """Refuse a port another server listens on: its /-/ready would pass for ours."""
+    host, _, port = listen.rpartition(":")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Prometheus binds
+        try:
+            probe.bind((host.strip("[]") or "0.0.0.0", int(port)))
+        except OSError as error:
+            raise PrometheusError(f"--prometheus-listen {listen}: {error.strerror}") from None
 
 
 async def _ready(client: aiohttp.ClientSession, url: str) -> bool:
