@@ -130,6 +130,9 @@ async def test_a_live_session_still_running_gets_a_report_that_says_so(
     [summary] = json.loads(result.stdout)
     assert summary["tasks"]["count"] > 0 and summary["tasks"]["ended"] == 0
     assert summary["finished"] is False and "no finished task" in summary["note"]
+    # nothing is known of the work yet: no figure rather than 0
+    assert summary["makespan_seconds"] is None
+    assert summary["makespan_lower_bound_seconds"] is None
 
 
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path: Path) -> None:

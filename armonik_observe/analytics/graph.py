@@ -94,9 +94,9 @@ def makespan_lower_bound(tasks: pl.DataFrame, edges: pl.DataFrame) -> Chain:
     """The longest chain of work (processing_to_end) through the graph: the makespan with
     infinitely many workers. Tasks are taken in order of end, which puts every task after
     the tasks it waited for."""
-    work = dict(tasks.select("task_id", pl.col(WORK).fill_null(0.0)).iter_rows())
-    if not work:
+    if tasks.get_column("ended_at").null_count() == tasks.height:  # none ended: unknown yet
         return Chain((), (), None)
+    work = dict(tasks.select("task_id", pl.col(WORK).fill_null(0.0)).iter_rows())
     alone = max(work, key=lambda task: (work[task], task))
     if edges.is_empty():
         return Chain((alone,), ("",), work[alone])
