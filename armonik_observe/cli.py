@@ -333,12 +333,13 @@ def traces(archive: Path, sessions: tuple[str, ...], **options: Any) -> None:
                                 progress=_progress if sys.stderr.isatty() else iter)
     except _USER_ERRORS as error:
         raise UserError(str(error).splitlines()[0]) from None
+    if counts.failed:
+        raise UserError(f"{counts.failed} spans could not be sent to "
+                        f"{settings.destination_name} ({counts.exported} were): is the OTLP "
+                        "endpoint up?")
     left_out = f" ({counts.unsampled} left out by the sampler)" if counts.unsampled else ""
     click.echo(f"sent {counts.exported} spans of {archive} to {settings.destination_name}"
                f"{left_out}")
-    if counts.failed:
-        raise UserError(f"{counts.failed} spans could not be sent to "
-                        f"{settings.destination_name}: is the OTLP endpoint up?")
 
 
 def _progress(sessions: list[str]) -> Iterator[str]:

@@ -360,6 +360,33 @@ def test_a_replay_waits_for_a_slow_backend_and_sends_every_span() -> None:
     assert output.counts().failed == 0 and output.counts().exported == 3000
 
 
+def test_a_replay_to_a_backend_too_slow_to_drain_counts_every_span() -> None:
+    """Every span is counted, sent or not, however the flushes that make room end."""
+    import time
+
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from armonik_observe.traces.output import Destination, SpanOutput
+    from armonik_observe.traces.plan import SpanPlan
+
+    class Stuck(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            time.sleep(0.2)
+            return SpanExportResult.FAILURE
+
+        def shutdown(self) -> None:
+            """Nothing to release."""
+
+    output = SpanOutput(Destination(file=Path("unused"), max_queue_size=600), exporter=Stuck(),
+                        wait_when_full=True, flush_timeout_s=0.01)
+    phase = SpanPlan("phase", 1, 1, None, 0, 1, {})
+    for index in range(1000):
+        output.write(SpanPlan("task", 1, 10 * index + 1, None, 0, 1, {}, phases=(phase, phase)))
+    output.shutdown()
+    counts = output.counts()
+    assert counts.exported == 0 and counts.failed == 3000
+
+
 async def test_a_replay_to_a_backend_that_is_down_fails_in_one_line(tmp_path: Path) -> None:
     from test_archive_writer import fact, write
     from test_cli_serve import assert_one_line_error, run_cli

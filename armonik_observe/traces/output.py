@@ -232,10 +232,12 @@ class SpanOutput:
     def __init__(self, destination: Destination, *, sample_ratio: float = 1.0,
                  resource: Mapping[str, str] | None = None,
                  on_exported: Exported | None = None,
-                 exporter: SpanExporter | None = None, wait_when_full: bool = False) -> None:
+                 exporter: SpanExporter | None = None, wait_when_full: bool = False,
+                 flush_timeout_s: float = FLUSH_TIMEOUT_S) -> None:
         self._ids = PresetIds()
         # Live, a full queue drops (the exporter must keep up with the plane); a replay waits.
         self._wait_when_full = wait_when_full
+        self._flush_timeout_s = flush_timeout_s
         self.exporter = CountingExporter(exporter or destination.exporter(), on_exported)
         self._queue_size = destination.max_queue_size
         self._processor = BatchSpanProcessor(
@@ -250,15 +252,16 @@ class SpanOutput:
         self.written = 0  # spans sampled and queued
         self.unsampled = 0  # spans the sampler left out
         self._parents: dict[tuple[int, int], Context] = {}
+        self._shut_down = False
 
     def write(self, plan: SpanPlan) -> None:
         """Start and end the plan's span (and its phases) with their own ids and times."""
         spans = 1 + len(plan.phases)
-        if not self._room_for(spans):
-            if not self._wait_when_full:
-                self.dropped["queue_full"] += spans
-                return
-            self.flush(FLUSH_TIMEOUT_S)  # blocks until the batches queued are sent or failed
+        if not self._room_for(spans) and self._wait_when_full:
+            self.flush(self._flush_timeout_s)  # blocks until what is queued is sent or failed
+        if not self._room_for(spans):  # the SDK would drop spans unseen: count them here
+            self.dropped["queue_full"] += spans
+            return
         self._start_and_end(plan)
         for phase in plan.phases:
             self._start_and_end(phase)
@@ -300,13 +303,18 @@ class SpanOutput:
 
     def counts(self) -> SpanCounts:
         """Spans exported, failed and unsampled so far (exported once the queue is flushed)."""
-        return SpanCounts(self.exporter.exported, self.exporter.failed + self.dropped.total(),
-                          self.unsampled)
+        exporter = self.exporter
+        failed = exporter.failed
+        if self._shut_down:  # the SDK gives up on what is still queued after 30 s: failed too
+            failed = max(failed, self.written - exporter.exported)
+        return SpanCounts(exporter.exported, failed + self.dropped.total(), self.unsampled)
 
     def flush(self, timeout_s: float) -> bool:
         """Export what is queued (blocking: run it in a thread)."""
         return self.provider.force_flush(int(timeout_s * 1000))
 
     def shutdown(self) -> None:
-        """Export what is queued, then stop (blocking: run it in a thread)."""
+        """Export what is queued, then stop (blocking: run it in a thread); what the SDK's
+        shutdown left unsent counts as failed."""
         self.provider.shutdown()
+        self._shut_down = True
