@@ -27,7 +27,8 @@ BACKLOG = scenario_from_dict({
 def true_stuck(sim: Simulator, status: TaskStatus, limit_s: float) -> int:
     """Tasks in `status` since more than `limit_s` seconds, by the simulator's records."""
     now = sim.clock.now_us()
-    since = {TaskStatus.SUBMITTED: "submitted_at", TaskStatus.DISPATCHED: "acquired_at"}[status]
+    since = {TaskStatus.SUBMITTED: "submitted_at", TaskStatus.DISPATCHED: "acquired_at",
+             TaskStatus.PROCESSING: "started_at"}[status]
     return sum(1 for task in sim.true_tasks() if task.status == status
                and now - getattr(task, since) > limit_s * 1_000_000)
 
@@ -54,3 +55,20 @@ async def test_queued_tasks_are_stuck_after_the_threshold(manual_sim: Any) -> No
         want = true_stuck(sim, TaskStatus.SUBMITTED, threshold)
         assert want >= 8
         await settle_until(exporter, lambda: stuck(exporter, TaskStatus.SUBMITTED) == want)
+
+
+async def test_a_task_whose_pod_is_lost_is_stuck_in_processing(manual_sim: Any) -> None:
+    lost = scenario_from_dict({
+        "name": "lost", "seed": 1, "partitions": [{"id": "cpu", "pods": 2}],
+        "sessions": [{"name": "s", "partition": "cpu", "graph": {"kind": "bag", "tasks": 2},
+                      "max_duration": MAX_DURATION_S,
+                      "profile": {"processing": 1, "lost_rate": 1.0}}],
+    })
+    async with manual_sim(lost) as (sim, _), exporter_for(sim) as exporter:
+        await advance(sim, exporter, 2 * STUCK_REFRESH_S + 2)  # noticed after 3 x 8 s only
+        assert true_stuck(sim, TaskStatus.PROCESSING, MAX_DURATION_S) == 2
+        await settle_until(exporter, lambda: stuck(exporter, TaskStatus.PROCESSING) == 2)
+        await advance(sim, exporter, STUCK_REFRESH_S)  # noticed and retried: none stuck now
+        assert true_stuck(sim, TaskStatus.PROCESSING, MAX_DURATION_S) == 0
+        assert any(t.status == TaskStatus.RETRIED for t in sim.true_tasks())
+        await settle_until(exporter, lambda: stuck(exporter, TaskStatus.PROCESSING) == 0)

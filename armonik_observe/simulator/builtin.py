@@ -13,15 +13,17 @@ _FAST = {"processing": {"kind": "constant", "mean": 0.01}, "creation": 0.001, "q
 def _demo() -> dict[str, Any]:
     """A never-ending, lively workload at x1: every group repeats for ever (`count` None).
 
-    Sessions arrive and close, the slow `risk-batch` partition queues up past its tasks'
-    max_duration (stuck tasks) and drains, tasks fail, retry, time out and are cancelled,
-    workers submit subtasks, sessions are paused, cancelled, purged and deleted, a long-lived
+    Sessions arrive and close, the slow `risk-batch` partition queues up and drains, a pricing
+    pod is lost now and then (its task stuck in PROCESSING until the plane notices), tasks fail,
+    retry, time out and are cancelled, workers submit subtasks, sessions are paused,
+    cancelled, purged and deleted, a long-lived
     session streams tasks and a burst floods the default partition every five minutes. What
     arrives is less than the pods can run, so with the simulator's TTL the state stays bounded.
     """
     pricing = {"processing": {"kind": "lognormal", "mean": 0.8, "spread": 0.6},
                "acquisition": {"kind": "exponential", "mean": 0.02},
-               "error_rate": 0.05, "timeout_rate": 0.004, "cancel_rate": 0.002}
+               "error_rate": 0.05, "timeout_rate": 0.004, "cancel_rate": 0.002,
+               "lost_rate": 0.004}
     risk = {"processing": {"kind": "lognormal", "mean": 2.5, "spread": 0.5},
             "fetch": {"kind": "uniform", "mean": 0.05, "spread": 0.04}, "error_rate": 0.02}
     short = {"processing": {"kind": "exponential", "mean": 0.3}, "error_rate": 0.01}

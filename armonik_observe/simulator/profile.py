@@ -63,11 +63,12 @@ class TaskProfile:
     error_rate: float = 0.0
     timeout_rate: float = 0.0
     cancel_rate: float = 0.0
+    lost_rate: float = 0.0
     subtask_depth: int = 0
     subtask_children: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "timeout_rate", "cancel_rate"):
+        for name in ("error_rate", "timeout_rate", "cancel_rate", "lost_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1")
         if self.subtask_depth < 0 or self.subtask_children < 0:

@@ -16,6 +16,12 @@ from armonik_observe.simulator.plane import ControlPlane, PlaneError, ResultSpec
 from armonik_observe.simulator.profile import TaskProfile
 from armonik_observe.simulator.records import SimPartition, SimTask
 
+# A lost pod (`lost_rate`) holds its task in PROCESSING until the plane notices, after three
+# times the task's max_duration (a minute without one); the task is then retried, or fails.
+LOST_NOTICED_AFTER = 3
+LOST_DEFAULT_US = 20_000_000
+LOST = "worker lost: its pod stopped answering"
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:
@@ -103,6 +109,12 @@ class PartitionPool:
         plane.set_running_status(task, TaskStatus.PROCESSING)
         work = profile.processing.sample_us(rng)
         limit = _max_duration_us(task)
+        # The pod dies: nothing times the task out. (No draw when off: seeded runs stay as
+        # they were.)
+        if profile.lost_rate and rng.random() < profile.lost_rate:
+            noticed = task.started_at + LOST_NOTICED_AFTER * (limit or LOST_DEFAULT_US)
+            plane.scheduler.at(noticed, self._end, task, task.generation, True, LOST)
+            return
         if rng.random() < profile.cancel_rate:
             plane.scheduler.at(task.started_at + work // 2, self._cancel, task, task.generation)
             return
@@ -152,7 +164,8 @@ class PartitionPool:
         ended = task.processed_at + profile.finalize.sample_us(plane.rng)
         plane.scheduler.at(ended, self._end, task, task.generation, failed)
 
-    def _end(self, task: SimTask, generation: int, failed: bool) -> None:
+    def _end(self, task: SimTask, generation: int, failed: bool,
+             message: str = "worker failed: simulated error") -> None:
         if task.generation != generation:
             return
         self.release(task)
@@ -160,9 +173,9 @@ class PartitionPool:
         if not failed:
             plane.end(task, TaskStatus.COMPLETED)
         elif len(task.retry_of_ids) < task.options.max_retries:
-            plane.retry(task, "worker failed: simulated error")
+            plane.retry(task, message)
         else:
-            plane.end(task, TaskStatus.ERROR, "worker failed: simulated error")
+            plane.end(task, TaskStatus.ERROR, message)
 
 
 def _max_duration_us(task: SimTask) -> int:
