@@ -147,8 +147,7 @@ class Exporter(AsyncService):
         settings = self.settings
         if settings.archive is None:
             return FactsOrigin.at(started_at_us, settings.backfill, settings.clock_skew)
-        resumed = resume_point(settings.archive, started_at_us,
-                               int(settings.facts_overlap * MICROS))
+        resumed = resume_point(settings.archive, started_at_us, self.facts.overlap_us)
         return FactsOrigin.at(resumed.first_start_us, settings.backfill, settings.clock_skew,
                               resumed.watermark_us, resumed.archived)
 

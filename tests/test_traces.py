@@ -378,7 +378,7 @@ def test_a_replay_to_a_backend_too_slow_to_drain_counts_every_span() -> None:
             """Nothing to release."""
 
     output = SpanOutput(Destination(file=Path("unused"), max_queue_size=600), exporter=Stuck(),
-                        wait_when_full=True, flush_timeout_s=0.01)
+                        wait_when_full=True)
     phase = SpanPlan("phase", 1, 1, None, 0, 1, {})
     for index in range(1000):
         output.write(SpanPlan("task", 1, 10 * index + 1, None, 0, 1, {}, phases=(phase, phase)))

@@ -232,12 +232,10 @@ class SpanOutput:
     def __init__(self, destination: Destination, *, sample_ratio: float = 1.0,
                  resource: Mapping[str, str] | None = None,
                  on_exported: Exported | None = None,
-                 exporter: SpanExporter | None = None, wait_when_full: bool = False,
-                 flush_timeout_s: float = FLUSH_TIMEOUT_S) -> None:
+                 exporter: SpanExporter | None = None, wait_when_full: bool = False) -> None:
         self._ids = PresetIds()
         # Live, a full queue drops (the exporter must keep up with the plane); a replay waits.
         self._wait_when_full = wait_when_full
-        self._flush_timeout_s = flush_timeout_s
         self.exporter = CountingExporter(exporter or destination.exporter(), on_exported)
         self._queue_size = destination.max_queue_size
         self._processor = BatchSpanProcessor(
@@ -258,7 +256,7 @@ class SpanOutput:
         """Start and end the plan's span (and its phases) with their own ids and times."""
         spans = 1 + len(plan.phases)
         if not self._room_for(spans) and self._wait_when_full:
-            self.flush(self._flush_timeout_s)  # blocks until what is queued is sent or failed
+            self.flush(FLUSH_TIMEOUT_S)  # blocks until what is queued is sent or failed
         if not self._room_for(spans):  # the SDK would drop spans unseen: count them here
             self.dropped["queue_full"] += spans
             return
