@@ -66,10 +66,12 @@ async def test_a_pass_costs_the_active_sessions_not_the_history(manual_sim: Any)
             made = sim.calls["ListSessions"] - calls
             assert passes >= 10
             # The first pass: four counts (one per ended status), the active sessions, the
-            # changes since the start point; then the active sessions and the changes (the
-            # passes under way at either reading may have made one of their calls).
-            assert first == 6
-            assert 2 * passes - 1 <= made <= 2 * passes + 1
+            # changes since the start point; then the active sessions and the changes. The
+            # server counts a call before the client has its answer, and a loaded machine may
+            # wake this test after the next pass began, so a pass under way at either reading
+            # may have made both of its calls; paging the history would cost 20 more a pass.
+            assert 6 <= first <= 8
+            assert 2 * passes - 2 <= made <= 2 * passes + 2
             assert_sessions_equal_the_truth(sim, exporter)
 
 
