@@ -31,6 +31,7 @@ from armonik_observe.config import (
     SettingsError,
     SimulatorSettings,
     TraceReplaySettings,
+    destination_words,
     load_config_file,
 )
 from armonik_observe.dashboards.local_prometheus import PrometheusError
@@ -38,6 +39,7 @@ from armonik_observe.runner import replay_archive, run_demo, run_exporter, run_s
 from armonik_observe.simulator.faults import FaultSpecError
 from armonik_observe.simulator.scenario import ScenarioError
 from armonik_observe.simulator.server import SimulatorError
+from armonik_observe.traces import OTLP
 
 _USER_ERRORS = (SettingsError, ScenarioError, FaultSpecError, SimulatorError, EndpointError,
                 ArchiveError, duckdb.Error, PrometheusError)
@@ -333,13 +335,18 @@ def traces(archive: Path, sessions: tuple[str, ...], **options: Any) -> None:
                                 progress=_progress if sys.stderr.isatty() else iter)
     except _USER_ERRORS as error:
         raise UserError(str(error).splitlines()[0]) from None
-    if counts.failed:
-        raise UserError(f"{counts.failed} spans could not be sent to "
-                        f"{settings.destination_name} ({counts.exported} were): is the OTLP "
-                        "endpoint up?")
-    left_out = f" ({counts.unsampled} left out by the sampler)" if counts.unsampled else ""
-    click.echo(f"sent {counts.exported} spans of {archive} to {settings.destination_name}"
-               f"{left_out}")
+    words = destination_words(settings.otlp_endpoint, settings.otlp_protocol,
+                              settings.traces_file)
+    failed = [f"{c.failed} spans could not be sent to {words[name]} ({c.exported} were)"
+              for name, c in counts.items() if c.failed]
+    sent = [f"{c.exported} to {words[name]}" for name, c in counts.items() if not c.failed]
+    if failed:
+        hint = ": is the OTLP endpoint up?" if OTLP in counts and counts[OTLP].failed else ""
+        also = f" (sent {' and '.join(sent)})" if sent else ""
+        raise UserError("; ".join(failed) + hint + also)
+    unsampled = next(iter(counts.values())).unsampled
+    left_out = f" ({unsampled} left out by the sampler)" if unsampled else ""
+    click.echo(f"sent the spans of {archive}: {' and '.join(sent)}{left_out}")
 
 
 def _progress(sessions: list[str]) -> Iterator[str]:

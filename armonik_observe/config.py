@@ -23,7 +23,7 @@ from armonik_observe.simulator.builtin import BUILTIN, builtin_scenario
 from armonik_observe.simulator.faults import FaultPlan, parse_faults
 from armonik_observe.simulator.scenario import Scenario, load_scenario_file
 from armonik_observe.simulator.store import DEFAULT_TTL_US
-from armonik_observe.traces import GRPC, PROTOCOLS
+from armonik_observe.traces import FILE, GRPC, OTLP, PROTOCOLS
 
 DEFAULT_TTL = timedelta(microseconds=DEFAULT_TTL_US)
 
@@ -283,18 +283,14 @@ class TraceReplaySettings:
             raise SettingsError("--trace-sample-ratio: must be between 0 and 1")
         return settings
 
-    @property
-    def destination_name(self) -> str:
-        """Where the spans go, in words."""
-        return destination_name(self.otlp_endpoint, self.otlp_protocol, self.traces_file)
 
-
-def destination_name(endpoint: str | None, protocol: str, file: Path | None) -> str:
-    """Where spans go, in words: the OTLP endpoint and its protocol, the file, or both."""
-    names = [f"{endpoint} ({protocol})"] if endpoint else []
+def destination_words(endpoint: str | None, protocol: str,
+                      file: Path | None) -> dict[str, str]:
+    """Each span destination ("otlp", "file") in words: the endpoint and protocol, the path."""
+    words = {OTLP: f"{endpoint} ({protocol})"} if endpoint else {}
     if file is not None:
-        names.append(str(file))
-    return " and ".join(names)
+        words[FILE] = str(file)
+    return words
 
 
 def check_otlp_endpoint(value: str | None) -> None:

@@ -148,8 +148,9 @@ async def run_demo(
 
 
 def replay_archive(archive: Path, sessions: Iterable[str], settings: TraceReplaySettings,
-                   progress: Callable[[list[str]], Iterable[str]] = iter) -> SpanCounts:
-    """Send the spans of archived sessions where the settings say; tell what became of them."""
+                   progress: Callable[[list[str]], Iterable[str]] = iter) -> dict[str, SpanCounts]:
+    """Send the spans of archived sessions where the settings say; tell what became of them,
+    per destination."""
     from armonik_observe.traces.output import Destination, SpanOutput, resource_attributes
     from armonik_observe.traces.replay import replay
 

@@ -43,6 +43,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_s
 
 from armonik_observe.fact_columns import TaskFacts
 from armonik_observe.pipeline import Batch
+from armonik_observe.traces import OTLP
 from armonik_observe.traces.ids import session_span_id, trace_id
 from armonik_observe.traces.output import Destination, SpanOutput
 from armonik_observe.traces.plan import PHASES, task_attributes, task_rows
@@ -144,8 +145,8 @@ def ours(pages: list[TaskFacts], endpoint: str, phases: bool,
     into the ceiling's no-op transport, which tells our cost from the transport's."""
     before = received() if received else 0
     destination = Destination(endpoint=endpoint, max_queue_size=1 << 16)
-    exporter = None if received else _EncodeOnly()
-    sink = TraceSink(lambda: SpanOutput(destination, exporter=exporter), phases=phases)
+    exporters = None if received else {OTLP: _EncodeOnly()}
+    sink = TraceSink(lambda: SpanOutput(destination, exporters=exporters), phases=phases)
 
     async def run() -> int:
         await sink.start()
@@ -153,7 +154,7 @@ def ours(pages: list[TaskFacts], endpoint: str, phases: bool,
             sink.consume(Batch(facts=page))
         await sink.stop()  # flushes: every span is sent
         assert sink.output is not None
-        return sink.output.exporter.exported
+        return sink.output.lanes[OTLP].exporter.exported
 
     started, cpu = time.perf_counter(), time.process_time()
     exported = asyncio.run(run())

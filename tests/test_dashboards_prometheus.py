@@ -1,6 +1,6 @@
 """Every PromQL expression of the dashboards and the rules, run on a real Prometheus.
 
-A busy simulated cluster runs in real time, the exporter follows it (with the archive on) and
+A busy simulated cluster runs in real time, the exporter follows it (archive and traces on) and
 Debian's Prometheus scrapes it every second, loading the shipped rules. Then, as Grafana would:
 each dashboard's variables are resolved through Prometheus's API, substituted into every query
 (`$__rate_interval` as Grafana computes it), and every panel query must return data. The same
@@ -92,9 +92,11 @@ class Cluster:
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
     require_prometheus()
-    archive = tmp_path_factory.mktemp("dashboards") / "archive"
+    directory = tmp_path_factory.mktemp("dashboards")
     sim = Simulator(scenario_from_dict(SCENARIO), record_events=False)
-    async with sim, exporter_for(sim, clock=time.time, archive=archive, **POLL) as exporter:
+    # Every sink on, so that every panel has its series: the archive and traces to a file.
+    async with sim, exporter_for(sim, clock=time.time, archive=directory / "archive",
+                                 traces_file=directory / "spans.jsonl", **POLL) as exporter:
         await settle(exporter, 1)
         target = exporter.http.url.removeprefix("http://")
         prom = PrometheusServer(target, job_name=DEFAULT_JOB, scrape_interval=f"{SCRAPE_S:g}s",

@@ -25,6 +25,7 @@ from armonik_observe.exporters.status import (
     Readiness,
     ServiceHealth,
     SessionRow,
+    SpanDestinationState,
     StatusSnapshot,
     TracesState,
 )
@@ -229,7 +230,8 @@ def test_a_rendered_snapshot_is_escaped_human_and_self_contained() -> None:
         followed=3, session_totals={"RUNNING": 3, "CLOSED": 10},
         pollers=(PollerRow("facts", False, 95.0, hostile, 2),),
         archive=ArchiveState("/data/archive", 10_000, 2_345_678, 9_000, NOW - 4, 0, 0),
-        traces=TracesState("http://tempo:4317 (grpc)", 500, {"queue_full": 3}),
+        traces=TracesState((SpanDestinationState("http://tempo:4317 (grpc)", 500, 0, 7),
+                            SpanDestinationState("/data/spans.jsonl", 507, 3, 0)), 4),
     )
     page = render_status_page(snapshot, "1.2.3", refresh_s=0)
     assert "<script" not in page and "&lt;script&gt;" in page
@@ -240,7 +242,11 @@ def test_a_rendered_snapshot_is_escaped_human_and_self_contained() -> None:
     assert "1 h 01 min ago" in page  # the session opened
     assert 'class="pill bad">late</span> due in 1 min' in page  # ETA 200 s, deadline in 60 s
     assert "30 / 120" in page and "2.3 MB" in page and "12.5/s" in page
-    assert "3 queue full" in page and "2 more followed" in page
+    assert "2 more followed" in page
+    # Each destination with what it took and lost: the file's count is not the backend's.
+    assert "<dt>to http://tempo:4317 (grpc)</dt><dd>500 exported; dropped: 7 export failed" in page
+    assert "<dt>to /data/spans.jsonl</dt><dd>507 exported; dropped: 3 queue full" in page
+    assert "<dt>over the session limit</dt><dd>4</dd>" in page
     assert "2023-11-14 22:13:20 UTC" in page
     assert 'http-equiv="refresh" content="7"' in render_status_page(snapshot, "1", 7)
 

@@ -134,9 +134,10 @@ async def test_one_span_per_task_attempt_equal_to_the_truth(manual_sim: Any,
         assert any(t.retry_of_ids for t in truth) and any(t.created_by for t in truth)
         assert any(t.data_dependencies for t in truth)
         assert {s.resource["service.name"] for s in spans} == {"armonik-observe"}
-        assert sample(exporter, "armonik_observe_spans_exported_total") == len(spans)
+        assert sample(exporter, "armonik_observe_spans_exported_total",
+                      {"destination": "otlp"}) == len(spans)
         assert sample(exporter, "armonik_observe_spans_dropped_total",
-                      {"reason": "export_failed"}) == 0
+                      {"reason": "export_failed", "destination": "otlp"}) == 0
 
 
 async def test_a_restart_sends_the_same_spans_again(manual_sim: Any) -> None:
@@ -170,7 +171,7 @@ async def test_sampling_keeps_whole_sessions_and_the_limit_counts_drops(manual_s
         assert max(per_session.values()) <= 20
         tasks_per_session = Counter(t.session_id for t in ended(sim))
         assert sample(exporter, "armonik_observe_spans_dropped_total",
-                      {"reason": "session_limit"}) == sum(
+                      {"reason": "session_limit", "destination": ""}) == sum(
             max(0, n - 20) for n in tasks_per_session.values()) > 0
 
 
@@ -187,7 +188,7 @@ async def test_the_session_limit_keeps_tasks_whole_and_counts_spans(manual_sim: 
         true_spans = sum(1 + sum(getattr(t, a) is not None and getattr(t, b) is not None
                                  for a, b in PHASES.values()) for t in ended(sim))
         dropped = sample(exporter, "armonik_observe_spans_dropped_total",
-                         {"reason": "session_limit"})
+                         {"reason": "session_limit", "destination": ""})
         assert dropped == true_spans - len(spans) > 0
 
 
@@ -197,13 +198,24 @@ async def test_a_dead_backend_loses_spans_but_nothing_else(manual_sim: Any, tmp_
     from test_exporter_faults import free_port
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0.5")
+    path = tmp_path / "spans.jsonl"
     async with manual_sim(MIXED) as (sim, _):
-        exporter = await traced_run(sim, f"http://127.0.0.1:{free_port()}")
+        exporter = await traced_run(sim, f"http://127.0.0.1:{free_port()}", traces_file=path)
         failed = sample(exporter, "armonik_observe_spans_dropped_total",
-                        {"reason": "export_failed"})
+                        {"reason": "export_failed", "destination": "otlp"})
         assert failed > 0
-        assert sample(exporter, "armonik_observe_spans_exported_total") == 0
+        assert sample(exporter, "armonik_observe_spans_exported_total",
+                      {"destination": "otlp"}) == 0
         assert sum(exporter.sink.facts.ended.values()) == len(ended(sim))  # metrics unharmed
+        # The file beside the dead backend has its own queue and thread: it loses nothing.
+        in_file = spans_of_otlp_json(path)
+        assert {span for name, _, span, *_ in in_file if name == "task"} == {
+            span_id(t.task_id) for t in ended(sim)}
+        assert sample(exporter, "armonik_observe_spans_exported_total",
+                      {"destination": "file"}) == len(in_file)
+        for reason in ("queue_full", "export_failed"):
+            assert sample(exporter, "armonik_observe_spans_dropped_total",
+                          {"reason": reason, "destination": "file"}) == 0
 
 
 async def test_duration_buckets_carry_exemplars_of_exported_task_spans(manual_sim: Any) -> None:
@@ -270,7 +282,8 @@ async def test_the_archive_gives_the_spans_sent_live(manual_sim: Any, tmp_path: 
             stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(process.communicate(), 60)
         assert process.returncode == 0, err.decode()
-    assert out.decode().startswith(f"sent {len(live.spans)} spans of {directory}")
+    sent = f"sent the spans of {directory}: {len(live.spans)} to {endpoint} (grpc)\n"
+    assert out.decode() == sent
     assert comparable(replayed.spans) == comparable(live.spans)
 
 
@@ -290,7 +303,11 @@ async def test_replaying_an_unknown_session_is_one_line(tmp_path: Path) -> None:
     assert_one_line_error(result, "--otlp-endpoint or --traces-file")
 
 
-def test_a_slow_backend_fills_a_bounded_queue_and_the_overflow_is_counted() -> None:
+def test_a_slow_backend_fills_a_bounded_queue_and_the_overflow_is_counted(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The stuck backend's queue stays bounded and its overflow is counted; the file beside it,
+    with a queue of its own, gets every span; the SDK never drops (nor logs) a span itself."""
+    import logging
     import threading
 
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -300,30 +317,40 @@ def test_a_slow_backend_fills_a_bounded_queue_and_the_overflow_is_counted() -> N
 
     release = threading.Event()
 
-    class Stuck(SpanExporter):
-        """A backend that does not answer until released."""
+    class Backend(SpanExporter):
+        """A backend that answers at once, or not until released when stuck."""
 
-        def __init__(self) -> None:
+        def __init__(self, stuck: bool) -> None:
+            self.stuck = stuck
             self.spans = 0
 
         def export(self, spans: Any) -> SpanExportResult:
-            release.wait(30)
+            if self.stuck:
+                release.wait(30)
             self.spans += len(spans)
             return SpanExportResult.SUCCESS
 
         def shutdown(self) -> None:
             """Nothing to release."""
 
-    stuck = Stuck()
-    output = SpanOutput(Destination(file=Path("unused"), max_queue_size=512), exporter=stuck)
-    for index in range(2000):
-        output.write(SpanPlan("task", 1, index + 1, None, 0, 1, {}))
-    queued = output._processor._batch_processor._queue  # what the SDK holds, bounded
+    stuck, fast = Backend(stuck=True), Backend(stuck=False)
+    output = SpanOutput(Destination(file=Path("unused"), max_queue_size=512),
+                        exporters={"file": fast, "otlp": stuck})
+    lane, beside = output.lanes["otlp"], output.lanes["file"]
+    with caplog.at_level(logging.WARNING, logger="opentelemetry"):
+        for index in range(2000):
+            output.write(SpanPlan("task", 1, index + 1, None, 0, 1, {}))
+            if index % 256 == 255:
+                beside.force_flush()  # the file keeps up, whatever the threads' scheduling
+    queued = lane.processor._batch_processor._queue  # what the SDK holds, bounded
     assert len(queued) <= 512
-    assert output.dropped["queue_full"] >= 2000 - 512 - 512  # one batch may be in export
+    assert lane.queue_full >= 2000 - 512 - 512  # one batch may be in export
+    assert beside.queue_full == 0
     release.set()
     output.shutdown()
-    assert stuck.spans + output.dropped["queue_full"] == 2000  # every span sent or counted
+    assert stuck.spans + lane.queue_full == 2000  # every span sent or counted
+    assert fast.spans == beside.exporter.exported == 2000
+    assert not [r for r in caplog.records if "Queue full" in r.getMessage()]
 
 
 def test_a_replay_waits_for_a_slow_backend_and_sends_every_span() -> None:
@@ -331,7 +358,7 @@ def test_a_replay_waits_for_a_slow_backend_and_sends_every_span() -> None:
 
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-    from armonik_observe.traces.output import Destination, SpanOutput
+    from armonik_observe.traces.output import Destination, SpanCounts, SpanOutput
     from armonik_observe.traces.plan import SpanPlan
 
     class Slow(SpanExporter):
@@ -349,15 +376,15 @@ def test_a_replay_waits_for_a_slow_backend_and_sends_every_span() -> None:
             """Nothing to release."""
 
     slow = Slow()
-    output = SpanOutput(Destination(file=Path("unused"), max_queue_size=600), exporter=slow,
-                        wait_when_full=True)
+    output = SpanOutput(Destination(file=Path("unused"), max_queue_size=600),
+                        exporters={"file": slow}, wait_when_full=True)
     phase = SpanPlan("phase", 1, 1, None, 0, 1, {})
     for index in range(1000):  # a task span and two phases each: the queue fills many times
         output.write(SpanPlan("task", 1, 10 * index + 1, None, 0, 1, {},
                               phases=(phase, phase)))
     output.shutdown()
     assert len(slow.span_ids) == 3000
-    assert output.counts().failed == 0 and output.counts().exported == 3000
+    assert output.counts() == {"file": SpanCounts(exported=3000, failed=0, unsampled=0)}
 
 
 def test_a_replay_to_a_backend_too_slow_to_drain_counts_every_span() -> None:
@@ -366,7 +393,7 @@ def test_a_replay_to_a_backend_too_slow_to_drain_counts_every_span() -> None:
 
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-    from armonik_observe.traces.output import Destination, SpanOutput
+    from armonik_observe.traces.output import Destination, SpanCounts, SpanOutput
     from armonik_observe.traces.plan import SpanPlan
 
     class Stuck(SpanExporter):
@@ -377,14 +404,13 @@ def test_a_replay_to_a_backend_too_slow_to_drain_counts_every_span() -> None:
         def shutdown(self) -> None:
             """Nothing to release."""
 
-    output = SpanOutput(Destination(file=Path("unused"), max_queue_size=600), exporter=Stuck(),
-                        wait_when_full=True)
+    output = SpanOutput(Destination(file=Path("unused"), max_queue_size=600),
+                        exporters={"file": Stuck()}, wait_when_full=True)
     phase = SpanPlan("phase", 1, 1, None, 0, 1, {})
     for index in range(1000):
         output.write(SpanPlan("task", 1, 10 * index + 1, None, 0, 1, {}, phases=(phase, phase)))
     output.shutdown()
-    counts = output.counts()
-    assert counts.exported == 0 and counts.failed == 3000
+    assert output.counts() == {"file": SpanCounts(exported=0, failed=3000, unsampled=0)}
 
 
 async def test_a_replay_to_a_backend_that_is_down_fails_in_one_line(tmp_path: Path) -> None:
@@ -402,6 +428,15 @@ async def test_a_replay_to_a_backend_that_is_down_fails_in_one_line(tmp_path: Pa
     result = run_cli("traces", "--archive", str(directory), "--otlp-protocol", "http/protobuf",
                      "--otlp-endpoint", f"http://127.0.0.1:{port}")
     assert_one_line_error(result, "could not be sent")
+    # A file beside the dead backend gets every span, and the error says so.
+    path = tmp_path / "spans.jsonl"
+    result = run_cli("traces", "--archive", str(directory), "--otlp-protocol", "http/protobuf",
+                     "--otlp-endpoint", f"http://127.0.0.1:{port}", "--traces-file", str(path))
+    spans = len(spans_of_otlp_json(path))
+    assert spans >= 2 * 3  # each task, its phases, their sessions
+    assert_one_line_error(result, f"{spans} spans could not be sent to http://127.0.0.1:{port} "
+                                  f"(http/protobuf) (0 were): is the OTLP endpoint up? "
+                                  f"(sent {spans} to {path})")
 
 
 def test_the_traces_endpoint_variable_is_a_whole_url_and_a_base_gets_the_path() -> None:
@@ -412,8 +447,8 @@ def test_the_traces_endpoint_variable_is_a_whole_url_and_a_base_gets_the_path() 
     whole = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:1/tenant"}
     base = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1/tenant"}
     # The SDK's exporter keeps its URL private: read it, as what it will post to.
-    assert destination.exporter(environ=whole)._endpoint == "http://127.0.0.1:1/tenant"  # type: ignore[attr-defined]
-    assert destination.exporter(environ=base)._endpoint == "http://127.0.0.1:1/tenant/v1/traces"  # type: ignore[attr-defined]
+    assert destination.exporters(environ=whole)["otlp"]._endpoint == "http://127.0.0.1:1/tenant"  # type: ignore[attr-defined]
+    assert destination.exporters(environ=base)["otlp"]._endpoint == "http://127.0.0.1:1/tenant/v1/traces"  # type: ignore[attr-defined]
 
 
 def spans_of_otlp_json(path: Path) -> set[tuple[Any, ...]]:

@@ -115,12 +115,27 @@ def _archive(board: Board) -> None:
     )
 
 
+def _traces(board: Board) -> None:
+    board.row("Traces (with --otlp-endpoint or --traces-file)").add(
+        graph("Spans exported per second by destination", "Spans each destination took: the "
+              "OTLP backend (otlp) and the traces file (file), each with its own queue.",
+              [Query(_rate("armonik_observe_spans_exported_total", "destination"),
+                     "{{destination}}")], "suffix: /s", width=12),
+        graph("Spans dropped by reason", "Spans lost in the window: a destination's queue "
+              "full or its export failed, or over --max-spans-per-session (before any "
+              "destination).",
+              [Query(_increase("armonik_observe_spans_dropped_total", "reason", "destination"),
+                     "{{reason}} {{destination}}")], width=12),
+    )
+
+
 def board() -> Board:
     """The exporter's self-monitoring dashboard."""
     exporter = Board(UID, TITLE, "Health of armonik-observe itself: polls, event streams, "
-                     "calls to the control plane and the archive.", scope_variables())
+                     "calls to the control plane, the archive and the traces.", scope_variables())
     _state(exporter)
     _events(exporter)
     _calls(exporter)
     _archive(exporter)
+    _traces(exporter)
     return exporter

@@ -208,6 +208,19 @@ def _archive_alerts() -> Iterator[Alert]:
         "archive-dropping-rows")
 
 
+def _trace_alerts() -> Iterator[Alert]:
+    yield Alert(
+        "ArmonikTracesDroppingSpans",
+        "sum by (job, instance, destination, reason) "
+        "(increase(armonik_observe_spans_dropped_total{reason!=\"session_limit\"}[10m])) > 0",
+        "", "warning",
+        "The exporter loses spans on their way to {{ $labels.destination }}",
+        "{{ $labels.instance }} dropped {{ $value | humanize }} spans for "
+        "{{ $labels.destination }} in 10 minutes ({{ $labels.reason }}): traces of those "
+        "sessions have holes.",
+        "traces-dropping-spans")
+
+
 def alerting_rules() -> Iterator[Alert]:
     """Every alert, by area."""
     yield from _health_alerts()
@@ -215,6 +228,7 @@ def alerting_rules() -> Iterator[Alert]:
     yield from _session_alerts()
     yield from _exporter_alerts()
     yield from _archive_alerts()
+    yield from _trace_alerts()
 
 
 def rule_groups(runbook_url: str = RUNBOOK_URL) -> dict[str, Any]:

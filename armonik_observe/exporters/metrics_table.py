@@ -131,11 +131,12 @@ METRICS: tuple[MetricSpec, ...] = (
           "Unexpected exceptions in a collector (not gRPC errors: a bug, a malformed reply); the "
           "collector logs the first of a run with its traceback and goes on after a backoff."),
     # -- traces (with an OTLP endpoint or a traces file) --------------------------------------
-    _spec("armonik_observe_spans_exported", "counter", (), "self",
-          "Spans the OTLP exporter sent and the backend accepted."),
-    _spec("armonik_observe_spans_dropped", "counter", ("reason",), "self",
-          "Spans not delivered: queue_full (the SDK's queue), export_failed (backend down or "
-          "refusing), session_limit (over --max-spans-per-session)."),
+    _spec("armonik_observe_spans_exported", "counter", ("destination",), "self",
+          "Spans each destination took: otlp (the backend accepted them), file (written)."),
+    _spec("armonik_observe_spans_dropped", "counter", ("reason", "destination"), "self",
+          "Spans not delivered, per destination: queue_full (its queue in the SDK), "
+          "export_failed (backend down or refusing); and session_limit (over "
+          "--max-spans-per-session, before any destination: no destination label)."),
     # -- the archive (with --archive) ----------------------------------------------------------
     _spec("armonik_observe_archive_rows", "gauge", ("table",), "self",
           "Rows in the archive's readable segments per table, duplicates included."),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from armonik_observe.archive.output import ArchiveOutput
-from armonik_observe.config import destination_name
+from armonik_observe.config import destination_words
 from armonik_observe.model import TERMINAL_TASK_STATUSES
 from armonik_observe.pipeline import Sink
 from armonik_observe.traces.sink import TraceSink
@@ -95,12 +95,21 @@ class ArchiveState:
 
 
 @dataclass(frozen=True)
-class TracesState:
-    """Spans sent to OTLP or a file."""
+class SpanDestinationState:
+    """What one span destination took and lost."""
 
-    destination: str
+    words: str
     exported: int
-    dropped: Mapping[str, int]
+    queue_full: int
+    export_failed: int
+
+
+@dataclass(frozen=True)
+class TracesState:
+    """Spans sent to OTLP and/or a file, and those over the session limit."""
+
+    destinations: tuple[SpanDestinationState, ...]
+    session_limit: int
 
 
 @dataclass(frozen=True)
@@ -233,11 +242,16 @@ def _traces(sink: Sink | None, exporter: Exporter) -> TracesState | None:
     if not isinstance(sink, TraceSink):
         return None
     settings = exporter.settings
+    words = destination_words(settings.otlp_endpoint, settings.otlp_protocol,
+                              settings.traces_file)
     values = _values(sink)
+    exported, dropped = (values["armonik_observe_spans_exported"],
+                         values["armonik_observe_spans_dropped"])
     return TracesState(
-        destination=destination_name(settings.otlp_endpoint, settings.otlp_protocol,
-                                     settings.traces_file),
-        exported=int(values["armonik_observe_spans_exported"][()]),
-        dropped={labels[0]: int(n)
-                 for labels, n in values["armonik_observe_spans_dropped"].items()},
+        destinations=tuple(
+            SpanDestinationState(words[name], int(exported.get((name,), 0)),
+                                 int(dropped.get(("queue_full", name), 0)),
+                                 int(dropped.get(("export_failed", name), 0)))
+            for name in words),
+        session_limit=int(dropped.get(("session_limit", ""), 0)),
     )

@@ -261,13 +261,13 @@ def _archive(archive: ArchiveState, now: float) -> str:
 
 
 def _traces(traces: TracesState) -> str:
-    dropped = ", ".join(f"{n:,} {_e(reason.replace('_', ' '))}"
-                        for reason, n in sorted(traces.dropped.items()) if n) or "none"
-    return ('<section id="traces"><h2>Traces</h2>' + _dl([
-        ("spans to", _e(traces.destination)),
-        ("exported", f"{traces.exported:,}"),
-        ("dropped", dropped),
-    ], escape=False) + "</section>\n")
+    rows = []
+    for to in traces.destinations:
+        lost = ", ".join(f"{n:,} {reason}" for reason, n in (
+            ("queue full", to.queue_full), ("export failed", to.export_failed)) if n)
+        rows.append((f"to {to.words}", f"{to.exported:,} exported; dropped: {lost or 'none'}"))
+    rows.append(("over the session limit", f"{traces.session_limit:,}"))
+    return ('<section id="traces"><h2>Traces</h2>' + _dl(rows, escape=False) + "</section>\n")
 
 
 # -- pieces -----------------------------------------------------------------------------------

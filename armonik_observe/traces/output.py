@@ -2,9 +2,10 @@
 
 `SpanOutput` owns a TracerProvider whose id generator hands out the ids `ids.py` computed, a
 TraceIdRatioBased sampler (every span of a session gets the same answer), and one
-BatchSpanProcessor in front of the exporter `--otlp-protocol` names: OTLP gRPC or OTLP HTTP
-(protobuf), or OTLP JSON lines in a file (`--traces-file`). What the queue drops (full) and what
-the exporter fails to send (backend down or slow) is counted, never raised.
+BatchSpanProcessor per destination: the exporter `--otlp-protocol` names (OTLP gRPC or OTLP HTTP,
+protobuf) and/or OTLP JSON lines in a file (`--traces-file`). Each destination has its own queue
+and export thread, so a backend that is down or slow never costs the file a span. What a queue
+drops (full) and what an exporter fails to send is counted per destination, never raised.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import base64
 import json
 import os
 import threading
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from google.protobuf.json_format import MessageToDict
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
@@ -37,7 +37,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from armonik_observe.traces import GRPC, HTTP
+from armonik_observe.traces import FILE, GRPC, HTTP, OTLP
 from armonik_observe.traces.plan import SpanPlan
 
 SERVICE_NAME = "armonik-observe"
@@ -61,15 +61,17 @@ class Destination:
     file: Path | None = None
     max_queue_size: int = 8192
 
-    def exporter(self, environ: Mapping[str, str] = os.environ) -> SpanExporter:
-        """The official exporter for the protocol, the JSON-lines file exporter, or both."""
-        if self.endpoint is None:
-            if self.file is None:
-                raise ValueError("traces need an OTLP endpoint or a file")
-            return JsonLinesExporter(self.file)
+    def exporters(self, environ: Mapping[str, str] = os.environ) -> dict[str, SpanExporter]:
+        """The file's exporter ("file") and/or the official one for the protocol ("otlp"):
+        the file first, so that flushing and shutting down never wait on a slow backend first."""
+        exporters: dict[str, SpanExporter] = {}
         if self.file is not None:
-            return BothExporters(JsonLinesExporter(self.file), self._otlp(environ))
-        return self._otlp(environ)
+            exporters[FILE] = JsonLinesExporter(self.file)
+        if self.endpoint is not None:
+            exporters[OTLP] = self._otlp(environ)
+        if not exporters:
+            raise ValueError("traces need an OTLP endpoint or a file")
+        return exporters
 
     def _otlp(self, environ: Mapping[str, str]) -> SpanExporter:
         assert self.endpoint is not None
@@ -147,28 +149,6 @@ class JsonLinesExporter(SpanExporter):
         return True
 
 
-class BothExporters(SpanExporter):
-    """The file and the OTLP endpoint, both given: each batch goes to both; sent if both took it."""
-
-    def __init__(self, file: SpanExporter, otlp: SpanExporter) -> None:
-        self._exporters = (file, otlp)
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Export to each, even after one failed."""
-        results = [exporter.export(spans) for exporter in self._exporters]
-        ok = all(result == SpanExportResult.SUCCESS for result in results)
-        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
-
-    def shutdown(self) -> None:
-        """Shut each down."""
-        for exporter in self._exporters:
-            exporter.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Flush each."""
-        return all([exporter.force_flush(timeout_millis) for exporter in self._exporters])
-
-
 class CountingExporter(SpanExporter):
     """Counts what the wrapped exporter sent and failed to send, and reports what it sent."""
 
@@ -203,7 +183,8 @@ class CountingExporter(SpanExporter):
 
 @dataclass(frozen=True)
 class SpanCounts:
-    """What became of the spans written: sent, lost to the backend, left out by sampling."""
+    """What became of the spans written to one destination: sent, lost (its queue was full or
+    its backend failed), left out by sampling (before any destination)."""
 
     exported: int
     failed: int
@@ -226,28 +207,72 @@ class PresetIds(IdGenerator):
         return self.span_id
 
 
+class Lane(SpanProcessor):
+    """One destination: its counted exporter behind a BatchSpanProcessor and queue of its own,
+    given only the spans of writes its queue had room for."""
+
+    def __init__(self, exporter: CountingExporter, queue_size: int) -> None:
+        self.exporter = exporter
+        self.queue_size = queue_size
+        self.processor = BatchSpanProcessor(
+            exporter, max_queue_size=queue_size,
+            max_export_batch_size=min(EXPORT_BATCH, queue_size))
+        self.open = True  # whether the write under way goes to this destination
+        self.queue_full = 0  # spans this destination lost to its full queue
+        self.queued = 0  # spans handed to its queue
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Queue the ended span, unless the write under way found this queue full."""
+        if self.open:
+            self.processor.on_end(span)
+
+    def shutdown(self) -> None:
+        """Export what is queued, then stop the export thread."""
+        self.processor.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Export what is queued."""
+        return self.processor.force_flush(timeout_millis)
+
+    def room_for(self, spans: int) -> bool:
+        """Whether the queue takes `spans` more without dropping any."""
+        # The SDK drops the oldest span (logging each) when its queue is full: look first, count.
+        # (The queue is internal to BatchSpanProcessor; a test breaks if that changes.)
+        return len(self.processor._batch_processor._queue) + spans <= self.queue_size
+
+    def counts(self, unsampled: int, shut_down: bool) -> SpanCounts:
+        """What became of the spans given to this destination."""
+        exported, failed = self.exporter.exported, self.exporter.failed
+        if shut_down:  # the SDK gives up on what is still queued after 30 s: failed too
+            failed = max(failed, self.queued - exported)
+        return SpanCounts(exported, failed + self.queue_full, unsampled)
+
+
 class SpanOutput:
-    """Writes planned spans through the SDK; counts what is exported and what is dropped."""
+    """Writes planned spans through the SDK to each destination; counts what each exported and
+    dropped."""
 
     def __init__(self, destination: Destination, *, sample_ratio: float = 1.0,
                  resource: Mapping[str, str] | None = None,
                  on_exported: Exported | None = None,
-                 exporter: SpanExporter | None = None, wait_when_full: bool = False) -> None:
+                 exporters: Mapping[str, SpanExporter] | None = None,
+                 wait_when_full: bool = False) -> None:
         self._ids = PresetIds()
         # Live, a full queue drops (the exporter must keep up with the plane); a replay waits.
         self._wait_when_full = wait_when_full
-        self.exporter = CountingExporter(exporter or destination.exporter(), on_exported)
-        self._queue_size = destination.max_queue_size
-        self._processor = BatchSpanProcessor(
-            self.exporter, max_queue_size=self._queue_size,
-            max_export_batch_size=min(EXPORT_BATCH, self._queue_size))
+        chosen = exporters or destination.exporters()
+        # Exemplars name traces the OTLP backend has, when there is one.
+        exemplars = OTLP if OTLP in chosen else next(iter(chosen))
+        self.lanes = {name: Lane(CountingExporter(exporter, on_exported if name == exemplars
+                                                  else None), destination.max_queue_size)
+                      for name, exporter in chosen.items()}
         self.provider = TracerProvider(
             resource=Resource.create(dict(resource or {})),
             sampler=TraceIdRatioBased(sample_ratio), id_generator=self._ids)
-        self.provider.add_span_processor(self._processor)
+        for lane in self.lanes.values():
+            self.provider.add_span_processor(lane)
         self._tracer = self.provider.get_tracer("armonik-observe")
-        self.dropped: Counter[str] = Counter()
-        self.written = 0  # spans sampled and queued
+        self.written = 0  # spans sampled and queued somewhere
         self.unsampled = 0  # spans the sampler left out
         self._parents: dict[tuple[int, int], Context] = {}
         self._shut_down = False
@@ -255,14 +280,26 @@ class SpanOutput:
     def write(self, plan: SpanPlan) -> None:
         """Start and end the plan's span (and its phases) with their own ids and times."""
         spans = 1 + len(plan.phases)
-        if not self._room_for(spans) and self._wait_when_full:
+        full = self._full(spans)
+        if full and self._wait_when_full:
             self.flush(FLUSH_TIMEOUT_S)  # blocks until what is queued is sent or failed
-        if not self._room_for(spans):  # the SDK would drop spans unseen: count them here
-            self.dropped["queue_full"] += spans
+            full = self._full(spans)
+        for lane in self.lanes.values():  # a full queue would drop its oldest: count instead
+            lane.open = lane not in full
+            if not lane.open:
+                lane.queue_full += spans
+        if len(full) == len(self.lanes):
             return
+        sampled = self.written
         self._start_and_end(plan)
         for phase in plan.phases:
             self._start_and_end(phase)
+        for lane in self.lanes.values():
+            if lane.open:
+                lane.queued += self.written - sampled
+
+    def _full(self, spans: int) -> list[Lane]:
+        return [lane for lane in self.lanes.values() if not lane.room_for(spans)]
 
     def _start_and_end(self, plan: SpanPlan) -> None:
         self._ids.trace_id, self._ids.span_id = plan.trace_id, plan.span_id
@@ -293,19 +330,11 @@ class SpanOutput:
             context = self._parents[key] = set_span_in_context(span, _ROOT)
         return context
 
-    def _room_for(self, spans: int) -> bool:
-        # The SDK drops the oldest span silently when its queue is full: look first and count.
-        # (The queue is internal to BatchSpanProcessor; a test breaks if that changes.)
-        queue = self._processor._batch_processor._queue
-        return len(queue) + spans <= self._queue_size
-
-    def counts(self) -> SpanCounts:
-        """Spans exported, failed and unsampled so far (exported once the queue is flushed)."""
-        exporter = self.exporter
-        failed = exporter.failed
-        if self._shut_down:  # the SDK gives up on what is still queued after 30 s: failed too
-            failed = max(failed, self.written - exporter.exported)
-        return SpanCounts(exporter.exported, failed + self.dropped.total(), self.unsampled)
+    def counts(self) -> dict[str, SpanCounts]:
+        """Per destination, spans exported, failed and unsampled so far (exported once the
+        queues are flushed)."""
+        return {name: lane.counts(self.unsampled, self._shut_down)
+                for name, lane in self.lanes.items()}
 
     def flush(self, timeout_s: float) -> bool:
         """Export what is queued (blocking: run it in a thread)."""

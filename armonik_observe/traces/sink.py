@@ -26,7 +26,6 @@ from armonik_observe.traces.producers import LiveProducers
 log = logging.getLogger(__name__)
 OPEN = frozenset({"RUNNING", "PAUSED"})
 SESSIONS_KEPT = 100_000  # sessions whose span count or root span is remembered, at most
-DROP_REASONS = ("queue_full", "export_failed", "session_limit")
 
 
 class TraceSink:
@@ -132,15 +131,16 @@ class TraceSink:
             await asyncio.wait_for(asyncio.to_thread(output.shutdown), self._stop_timeout)
 
     def self_metrics(self) -> Iterator[Family]:
-        """Spans exported and dropped (queue full, export failed, over the session limit)."""
-        output = self.output
-        exported = output.exporter.exported if output else 0
-        dropped = {"queue_full": output.dropped["queue_full"] if output else 0,
-                   "export_failed": output.exporter.failed if output else 0,
-                   "session_limit": self.over_limit}
-        yield family("armonik_observe_spans_exported", [((), float(exported))])
-        yield family("armonik_observe_spans_dropped",
-                     [((reason,), float(dropped[reason])) for reason in DROP_REASONS])
+        """Spans each destination exported and dropped (its queue full, its export failed), and
+        those over the session limit (before any destination)."""
+        lanes = self.output.lanes if self.output else {}
+        yield family("armonik_observe_spans_exported",
+                     [((name,), float(lane.exporter.exported)) for name, lane in lanes.items()])
+        dropped = [(("session_limit", ""), float(self.over_limit))]
+        for name, lane in lanes.items():
+            dropped += [(("queue_full", name), float(lane.queue_full)),
+                        (("export_failed", name), float(lane.exporter.failed))]
+        yield family("armonik_observe_spans_dropped", dropped)
 
     def caches(self) -> dict[str, int]:
         """Producers of results seen, and sessions whose spans are counted or still open."""
