@@ -66,12 +66,15 @@ def ended(sim: Simulator) -> list[SimTask]:
 
 async def archive_truth(sim: Simulator, directory: Path, *, results: bool = True) -> None:
     """Archive the simulator's ended tasks (and its results) as the exporter would."""
-    sink = ArchiveSink(directory, flush_interval=3600)
+    # A generous stop bound: the archive's lowest-priority threads are slow on a busy machine,
+    # and rows a stop gave up on would turn into a confusing mismatch later.
+    sink = ArchiveSink(directory, flush_interval=3600, stop_timeout=300)
     await sink.start()
     sink.consume(Batch(facts=TaskFacts.of([fact_of(task) for task in ended(sim)])))
     if results:
         sink.consume(Batch(results=[result_of(r) for r in sim.plane.results.values()]))
     await sink.stop()
+    assert sink.stats.buffered_rows == 0, "stop timed out with rows unwritten"
 
 
 def values(tasks: Iterable[SimTask], measure: str) -> np.ndarray:

@@ -122,7 +122,7 @@ async def test_a_stream_too_far_behind_is_degraded_then_retried(manual_sim: Any)
             streams = exporter.streams
             streams.degraded_for = 0.2
             (session_id,) = streams.trackers
-            assert streams.states[session_id] == "connected"
+            await streams.wait_for_state(session_id, "connected")  # its first message is in
             # Facts show two recent ends 30 s apart that the stream never delivered.
             now_s = sim.clock.now_us() / SECOND
             streams.note_facts(TaskFacts.of([ended("x", now_s - 30, session_id),
